@@ -1,0 +1,115 @@
+"""The app factory: one ASGI application from one Settings object.
+
+    app = create_app(Settings.from_env())
+
+The store is opened in the lifespan and closed after it; every error, expected or not,
+leaves as ProblemDetails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cityverse import __version__
+from cityverse.api import ngsi_ld
+from cityverse.api.http import JSON, problem_response
+from cityverse.broker.jsonld import hosted_lookup
+from cityverse.broker.request import Broker
+from cityverse.core.context import ContextResolver
+from cityverse.core.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NgsiError,
+    ResourceNotFound,
+)
+from cityverse.settings import Settings
+from cityverse.store.base import EntityStore, open_store
+
+log = logging.getLogger("cityverse")
+
+
+async def _ngsi_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NgsiError)
+    return problem_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return problem_response(ResourceNotFound(f"no resource at {request.url.path}"))
+    if exc.status_code == 405:
+        return problem_response(
+            MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        )
+    return problem_response(InvalidRequest(str(exc.detail)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem_response(NgsiError("the server met an unexpected error; it has been logged"))
+
+
+async def source_identity(request: Request) -> Response:
+    """GET /info/sourceIdentity (GS CIM 009 v1.8 5.15.2)."""
+    broker: Broker = request.app.state.broker
+    body = {
+        "id": "urn:ngsi-ld:ContextSourceIdentity:cityverse",
+        "type": "ContextSourceIdentity",
+        "contextSourceExtras": {"product": "CityVerse", "version": __version__},
+        "contextSourceUptime": "PT0S",
+        "contextSourceTimeAt": None,
+        "contextSourceAlias": "cityverse",
+        "store": broker.store.__class__.__name__,
+    }
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starlette:
+    """Build the CityVerse ASGI app; ``store`` overrides the one the settings name."""
+    the_store = store if store is not None else open_store(settings.store_url)
+    contexts = ContextResolver(
+        timeout=settings.context_timeout,
+        cache_size=settings.context_cache_size,
+        local=hosted_lookup(the_store),
+    )
+    broker = Broker(settings=settings, store=the_store, contexts=contexts)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await the_store.open()
+        try:
+            yield
+        finally:
+            await the_store.close()
+
+    handlers: dict[Any, Any] = {
+        NgsiError: _ngsi_error,
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }
+    app = Starlette(
+        routes=[
+            *ngsi_ld.routes,
+            Route(ngsi_ld.PREFIX + "/info/sourceIdentity", source_identity, methods=["GET"]),
+        ],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.state.broker = broker
+    app.state.settings = settings
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app as configured by ``CITYVERSE_*`` variables (used by server worker processes)."""
+    return create_app(Settings.from_env())

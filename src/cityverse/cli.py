@@ -1,0 +1,97 @@
+"""The ``cityverse`` command: ``cityverse serve``, and more to come.
+
+Every flag has a ``CITYVERSE_*`` environment variable; flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cityverse import __version__
+from cityverse.settings import ENV_PREFIX, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cityverse", description="CityVerse: the city's digital twin and NGSI-LD broker."
+    )
+    parser.add_argument("--version", action="version", version=f"cityverse {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the NGSI-LD API")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 1026)")
+    serve.add_argument(
+        "--store",
+        help="store URL: sqlite:///path/file.db or postgresql://user@host/db "
+        "(default: a SQLite file in the data directory)",
+    )
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve.add_argument("--data-dir", help="data directory (default ./data)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server until interrupted."""
+    import uvicorn
+
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            store=args.store,
+            workers=args.workers,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+        )
+    except ValueError as exc:
+        print(f"cityverse: {exc}", file=sys.stderr)
+        return 2
+    problem = _check_store_url(settings.store_url)
+    if problem:
+        print(f"cityverse: {problem}", file=sys.stderr)
+        return 2
+    if settings.workers < 1:
+        print("cityverse: --workers must be at least 1", file=sys.stderr)
+        return 2
+    # Worker processes rebuild the settings from the environment: hand the flags down.
+    for name in ("store", "data_dir", "host", "port", "workers", "log_level"):
+        os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))
+    print(
+        f"CityVerse {__version__}: NGSI-LD API on http://{settings.host}:{settings.port}/ngsi-ld/v1"
+        f" (store {settings.store_url}, {settings.workers} worker(s))",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "cityverse.api.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+def _check_store_url(url: str) -> str | None:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        return f"unknown store URL {url!r}: use sqlite:///path/file.db or postgresql://user@host/db"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cityverse`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

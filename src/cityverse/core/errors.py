@@ -1,0 +1,146 @@
+"""NGSI-LD errors, each knowing its HTTP status and ProblemDetails type (GS CIM 009, 5.5.2).
+
+The exception tree::
+
+    NgsiError (500, InternalError)
+     ├── InvalidRequest (400)           the request itself is malformed (JSON, headers, parameters)
+     ├── BadRequestData (400)           the request is well formed but its content is not valid
+     ├── AlreadyExists (409)
+     ├── OperationNotSupported (422)
+     ├── ResourceNotFound (404)
+     ├── NonexistentTenant (404)
+     ├── TooManyResults (403)
+     ├── LdContextNotAvailable (503)
+     ├── UnsupportedMediaType (415)     not an NGSI-LD type: plain HTTP problems
+     ├── NotAcceptable (406)
+     ├── PayloadTooLarge (413)
+     └── MethodNotAllowed (405)
+
+One handler in the API renders any of them as ``application/json`` ProblemDetails
+(RFC 7807); a client never sees a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class NgsiError(Exception):
+    """Base of all errors a request can end with."""
+
+    status: ClassVar[int] = 500
+    type_name: ClassVar[str] = "InternalError"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, instance: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.instance = instance
+        self.extra = extra
+
+    @property
+    def problem_type(self) -> str:
+        return NGSI_LD_ERRORS + self.type_name
+
+    def to_problem(self) -> dict[str, Any]:
+        """The ProblemDetails body."""
+        body: dict[str, Any] = {
+            "type": self.problem_type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.instance is not None:
+            body["instance"] = self.instance
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(NgsiError):
+    status = 400
+    type_name = "InvalidRequest"
+    title = "Invalid request"
+
+
+class BadRequestData(NgsiError):
+    status = 400
+    type_name = "BadRequestData"
+    title = "Bad request data"
+
+
+class AlreadyExists(NgsiError):
+    status = 409
+    type_name = "AlreadyExists"
+    title = "Already exists"
+
+
+class OperationNotSupported(NgsiError):
+    status = 422
+    type_name = "OperationNotSupported"
+    title = "Operation not supported"
+
+
+class ResourceNotFound(NgsiError):
+    status = 404
+    type_name = "ResourceNotFound"
+    title = "Resource not found"
+
+
+class NonexistentTenant(NgsiError):
+    status = 404
+    type_name = "NonexistentTenant"
+    title = "Nonexistent tenant"
+
+
+class TooManyResults(NgsiError):
+    status = 403
+    type_name = "TooManyResults"
+    title = "Too many results"
+
+
+class LdContextNotAvailable(NgsiError):
+    status = 503
+    type_name = "LdContextNotAvailable"
+    title = "@context not available"
+
+
+class UnsupportedMediaType(NgsiError):
+    status = 415
+    type_name = "UnsupportedMediaType"
+    title = "Unsupported media type"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
+
+
+class NotAcceptable(NgsiError):
+    status = 406
+    type_name = "NotAcceptable"
+    title = "Not acceptable"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
+
+
+class PayloadTooLarge(NgsiError):
+    status = 413
+    type_name = "PayloadTooLarge"
+    title = "Payload too large"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
+
+
+class MethodNotAllowed(NgsiError):
+    status = 405
+    type_name = "MethodNotAllowed"
+    title = "Method not allowed"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"

@@ -1,0 +1,94 @@
+"""One settings object, built from ``CITYVERSE_*`` environment variables and CLI flags.
+
+Nothing is configured at import time: the CLI builds a ``Settings`` and hands it to the
+app factory; tests build as many as they need::
+
+    settings = Settings.from_env(port=1027)
+    app = create_app(settings)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CITYVERSE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of CityVerse, with its default. Each maps to ``CITYVERSE_<NAME>``."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP server listens on."""
+    port: int = 1026
+    """Port the HTTP server listens on (1026 is the usual NGSI-LD broker port)."""
+    workers: int = 1
+    """Number of server processes."""
+    data_dir: str = "./data"
+    """Directory for the embedded store and other local files."""
+    store: str = ""
+    """Store URL: sqlite:///path/to/file.db or postgresql://user@host/db; empty means
+    a SQLite file in the data directory."""
+    default_limit: int = 20
+    """Entities per page when a query gives no limit."""
+    max_limit: int = 1000
+    """Largest limit a query may ask for; above it the answer is TooManyResults."""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body accepted; larger bodies get 413."""
+    max_json_depth: int = 64
+    """Deepest nesting of JSON accepted in a request body."""
+    max_batch: int = 100_000
+    """Most entities in one batch operation."""
+    context_timeout: float = 5.0
+    """Seconds allowed to fetch a user @context from the network."""
+    context_cache_size: int = 256
+    """Processed @contexts kept in memory."""
+    core_context: str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+    """The core @context URL used in responses."""
+    log_level: str = "info"
+    """Log level of the server: debug, info, warning, error."""
+
+    @property
+    def store_url(self) -> str:
+        """The store URL in force (the SQLite default resolved against ``data_dir``)."""
+        if self.store:
+            return self.store
+        return "sqlite:///" + str(Path(self.data_dir) / "cityverse.db")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from the environment, then ``overrides`` (CLI flags; None is ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(name: str, type_name: Any, raw: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "str")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def documented_settings() -> list[str]:
+    """Names of the environment variables, for the docs and their test."""
+    return [ENV_PREFIX + f.name.upper() for f in fields(Settings)]

@@ -1,0 +1,160 @@
+"""How a ``mutate`` call turns into writes, shared by every SQL store.
+
+``plan_changes`` runs the changes of one call in order over the entities as stored,
+each seeing the result of the previous ones on the same id, and returns the outcomes
+plus the net writes (deletes, updates, inserts) the store must apply::
+
+    plan = plan_changes(changes, {"urn:a": stored_a})
+    # plan.deletes: ids to delete; plan.updates / plan.inserts: Row(id, entity, blob)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import orjson
+
+from cityverse.core.errors import NgsiError
+from cityverse.core.model import Entity
+from cityverse.store.base import Change, EntityFilter, Outcome, Page
+
+logger = logging.getLogger("cityverse.store")
+
+CHUNK = 500
+"""Ids per ``SELECT ... IN`` when fetching the entities a call touches."""
+
+
+class Row(NamedTuple):
+    """An entity to write: its id, the document and the document serialised."""
+
+    id: str
+    entity: Entity
+    blob: bytes
+
+
+@dataclass(slots=True)
+class Plan:
+    """The outcomes of a ``mutate`` call and the net writes that realise them."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    updates: list[Row] = field(default_factory=list)
+    inserts: list[Row] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.deletes or self.updates or self.inserts)
+
+
+Check = Callable[[Row], None]
+"""A store's own limits on what it can hold; raises ``NgsiError`` to reject a row."""
+
+
+def plan_changes(
+    changes: Sequence[Change], stored: dict[str, Entity], check: Check | None = None
+) -> Plan:
+    """Apply ``changes`` in order over ``stored`` (id -> entity) and plan the writes."""
+    plan = Plan()
+    latest: dict[str, Row | None] = {}
+    recreated: set[str] = set()
+    # Dict order is the order of (last) creation, which becomes the order of seq.
+    created: dict[str, None] = {}
+    for change in changes:
+        row = latest.get(change.id, _UNSET)
+        if row is _UNSET:
+            entity = stored.get(change.id)
+        else:
+            entity = row.entity if isinstance(row, Row) else None
+        try:
+            new = change.apply(entity)
+            if new is entity:
+                plan.outcomes.append(Outcome(change.id, entity, entity))
+                continue
+            new_row = None if new is None else _row(change.id, new)
+            if new_row is not None and check is not None:
+                check(new_row)
+        except NgsiError as exc:
+            plan.outcomes.append(Outcome(change.id, entity, None, exc))
+            continue
+        except Exception as exc:
+            logger.exception("change to entity %r failed", change.id)
+            plan.outcomes.append(Outcome(change.id, entity, None, NgsiError(str(exc))))
+            continue
+        plan.outcomes.append(Outcome(change.id, entity, new))
+        if new_row is None:
+            if entity is not None:
+                latest[change.id] = None
+                created.pop(change.id, None)
+                if change.id in stored:
+                    recreated.add(change.id)
+            continue
+        latest[change.id] = new_row
+        if entity is None:
+            created.pop(change.id, None)
+            created[change.id] = None
+    for entity_id, final in latest.items():
+        if final is None or entity_id in recreated:
+            if entity_id in stored:
+                plan.deletes.append(entity_id)
+        elif entity_id in stored:
+            plan.updates.append(final)
+    plan.inserts = [row for i in created if (row := latest[i]) is not None]
+    return plan
+
+
+class Pager:
+    """Collects one page of matches from entities fed in order, counting if asked."""
+
+    def __init__(self, flt: EntityFilter, limit: int | None, offset: int, count: bool) -> None:
+        self.flt = flt
+        self.offset = offset
+        self.end = None if limit is None else offset + limit
+        self.count = count
+        self.found: list[Entity] = []
+        self.matched = 0
+
+    @property
+    def done(self) -> bool:
+        """True when further entities cannot change the page."""
+        return not self.count and self.end is not None and self.matched >= self.end
+
+    def feed(self, doc: bytes | str) -> bool:
+        """Decode and test one stored document; True when the scan may stop."""
+        entity = orjson.loads(doc)
+        if self.flt.matches(entity):
+            if self.offset <= self.matched and (self.end is None or self.matched < self.end):
+                self.found.append(entity)
+            self.matched += 1
+        return self.done
+
+    def page(self) -> Page:
+        """The page collected so far."""
+        return Page(self.found, self.matched if self.count else None)
+
+
+def chunks(ids: Sequence[str], size: int = CHUNK) -> list[Sequence[str]]:
+    """``ids`` cut into slices of at most ``size``."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
+
+
+def _row(entity_id: str, entity: Entity) -> Row:
+    if not isinstance(entity, dict):
+        raise TypeError(f"a change must return an entity dict or None, not {type(entity).__name__}")
+    if entity.get("id") != entity_id:
+        raise ValueError(
+            f"a change to {entity_id!r} returned an entity with id {entity.get('id')!r}"
+        )
+    types = entity.get("type")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise ValueError(f"entity {entity_id!r} must have a non-empty list of type names")
+    return Row(entity_id, entity, orjson.dumps(entity))

@@ -1,0 +1,407 @@
+"""The PostgreSQL + PostGIS store, for deployments with several server processes.
+
+Connections come from a ``psycopg_pool.AsyncConnectionPool``. A ``mutate`` call locks
+the rows it reads (``SELECT ... FOR UPDATE``), so concurrent read-modify-write calls on
+the same entity serialise; bulk inserts go through ``COPY``. Each entity also keeps a
+``geom`` column, the default instance of its ``location`` GeoProperty, indexed with
+GiST for geo-queries.
+
+    store = PostgresStore.from_url("postgresql://cityverse@db/cityverse")
+    await store.open()
+
+The URL may carry ``?schema=name`` to keep the tables in their own schema (created if
+missing); PostGIS itself always lives in ``public``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import psycopg
+import shapely
+from psycopg import errors, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from cityverse.core.errors import BadRequestData
+from cityverse.core.model import LOCATION, Entity
+from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
+from cityverse.store.changes import Pager, Row, chunks, logger, plan_changes
+
+SCHEMA_VERSION = 1
+FETCH = 500
+COPY_FROM = 50
+"""Inserts or updates from this many rows on go through COPY rather than statements."""
+CONNECT_TIMEOUT = 10.0
+RETRIES = 5
+"""Attempts at a ``mutate`` that collides with a concurrent one (same new id, deadlock)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (name text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS entities (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant text NOT NULL,
+    id text NOT NULL,
+    types text[] NOT NULL,
+    doc jsonb NOT NULL,
+    geom public.geometry(Geometry, 4326),
+    UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS entities_types ON entities USING gin (types);
+CREATE INDEX IF NOT EXISTS entities_geom ON entities USING gist (geom);
+CREATE TABLE IF NOT EXISTS contexts (
+    id text PRIMARY KEY,
+    doc jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+# jsonb cannot hold U+0000; an odd run of backslashes before u0000 is that escape.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class PostgresStore:
+    """Entities and @context documents in PostgreSQL, geometry in PostGIS."""
+
+    def __init__(self, conninfo: str, *, schema: str | None = None, max_size: int = 8) -> None:
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"schema name {schema!r} must be a plain SQL identifier")
+        self.conninfo = conninfo
+        self.schema = schema
+        self.max_size = max_size
+        self._pool: AsyncConnectionPool | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """A store for ``postgresql://user@host/db``, optionally ``?schema=name``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"a PostgreSQL store URL looks like postgresql://user@host/db, not {url!r}"
+            )
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = next((value for key, value in query if key == "schema"), None)
+        rest = urlencode([(key, value) for key, value in query if key != "schema"])
+        return cls(urlunsplit(parts._replace(query=rest)), schema=schema)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, install PostGIS if missing and create the schema (idempotent)."""
+        if self._pool is not None:
+            return
+        pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=self.max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            async with pool.connection() as conn:
+                await self._create_schema(conn)
+        except BaseException as exc:
+            await pool.close()
+            if isinstance(exc, PoolTimeout):
+                raise RuntimeError(await self._why_unreachable()) from exc
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close every connection."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if self.schema is not None:
+            await conn.execute(
+                sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema))
+            )
+
+    async def _why_unreachable(self) -> str:
+        # The pool only reports a timeout; one direct attempt tells the actual reason.
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=5)
+        except psycopg.Error as exc:
+            return f"cannot connect to PostgreSQL: {str(exc).strip()}"
+        await conn.close()
+        return f"PostgreSQL did not accept connections within {CONNECT_TIMEOUT} s"
+
+    async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            # Several server processes may start at once: one creates, the others wait.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityverse schema'))")
+            await _ensure_postgis(conn)
+            if self.schema is not None:
+                await conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+            cursor = await conn.execute(
+                "SELECT to_regclass(format('%I.contexts', current_schema())) IS NOT NULL"
+            )
+            row = await cursor.fetchone()
+            if not (row and row[0]):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement.encode())
+            cursor = await conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            row = await cursor.fetchone()
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database has schema version {row[0]}, newer than this CityVerse "
+                    f"understands ({SCHEMA_VERSION}); upgrade CityVerse"
+                )
+
+    async def clear(self) -> None:
+        """Delete every entity, tenant and @context document (tests, demo resets)."""
+        async with self._connection() as conn, conn.transaction():
+            for table in ("entities", "tenants", "contexts"):
+                await conn.execute(f"DELETE FROM {table}".encode())
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL store is not open")
+        return self._pool.connection()
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, tenant: str, entity_id: str) -> Entity | None:
+        """The stored entity, or None."""
+        if "\x00" in tenant or "\x00" in entity_id:
+            return None
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc::text FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else orjson.loads(row[0])
+
+    async def query(
+        self,
+        tenant: str,
+        flt: EntityFilter,
+        *,
+        limit: int | None,
+        offset: int = 0,
+        count: bool = False,
+    ) -> Page:
+        """Entities matching ``flt`` in creation order; ``limit=None`` returns all."""
+        pager = Pager(flt, limit, offset, count)
+        if pager.done or "\x00" in tenant:
+            return pager.page()
+        where = ["tenant = %s"]
+        params: list[Any] = [tenant]
+        if flt.type_names is not None:
+            where.append("types && %s")
+            params.append(sorted(t for t in flt.type_names if "\x00" not in t))
+        if flt.ids is not None:
+            where.append("id = ANY(%s)")
+            params.append(sorted(i for i in flt.ids if "\x00" not in i))
+        query = f"SELECT doc::text FROM entities WHERE {' AND '.join(where)} ORDER BY seq"
+        # A server-side cursor streams the rows and lets the scan stop early.
+        async with (
+            self._connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="cityverse_query") as cursor,
+        ):
+            await cursor.execute(query.encode(), params)
+            while rows := await cursor.fetchmany(FETCH):
+                for (doc,) in rows:
+                    if pager.feed(doc):
+                        return pager.page()
+        return pager.page()
+
+    async def tenants(self) -> list[str]:
+        """Tenants that hold or held data (the default tenant always exists)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute("SELECT name FROM tenants")
+            rows = await cursor.fetchall()
+        return sorted({DEFAULT_TENANT, *(name for (name,) in rows)})
+
+    async def get_context(self, context_id: str) -> dict[str, Any] | None:
+        """The hosted @context document, or None."""
+        if "\x00" in context_id:
+            return None
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc::text FROM contexts WHERE id = %s", (context_id,)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else orjson.loads(row[0])
+
+    async def list_contexts(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every hosted @context document, oldest first."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, doc::text FROM contexts ORDER BY created_at, id"
+            )
+            rows = await cursor.fetchall()
+        return [(context_id, orjson.loads(doc)) for context_id, doc in rows]
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def put_context(self, context_id: str, document: dict[str, Any]) -> None:
+        """Store a hosted @context document under ``context_id`` (replacing)."""
+        blob = orjson.dumps(document)
+        if "\x00" in context_id or _NUL_ESCAPE.search(blob):
+            raise BadRequestData("a @context stored in PostgreSQL cannot contain U+0000")
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO contexts (id, doc) VALUES (%s, %s::jsonb) ON CONFLICT (id) "
+                "DO UPDATE SET doc = excluded.doc, created_at = now()",
+                (context_id, blob.decode()),
+            )
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a hosted @context document; False if there was none."""
+        if "\x00" in context_id:
+            return False
+        async with self._connection() as conn:
+            cursor = await conn.execute("DELETE FROM contexts WHERE id = %s", (context_id,))
+            return cursor.rowcount > 0
+
+    async def mutate(self, tenant: str, changes: Sequence[Change]) -> list[Outcome]:
+        """Apply the changes in one transaction (creating the tenant); one outcome each."""
+        if not changes:
+            return []
+        if "\x00" in tenant:
+            error = BadRequestData("a tenant name cannot contain U+0000")
+            return [Outcome(change.id, error=error) for change in changes]
+        for attempt in range(RETRIES):
+            try:
+                async with self._connection() as conn, conn.transaction():
+                    return await _mutate(conn, tenant, changes)
+            except (errors.UniqueViolation, errors.DeadlockDetected):
+                # A concurrent call created one of our new ids first, or locked rows in
+                # another order: run again over what is stored now.
+                if attempt == RETRIES - 1:
+                    raise
+                logger.debug("mutate collided with a concurrent one; retrying")
+        raise AssertionError("unreachable")
+
+
+async def _ensure_postgis(conn: psycopg.AsyncConnection[Any]) -> None:
+    cursor = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+    if await cursor.fetchone() is not None:
+        return
+    cursor = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+    if await cursor.fetchone() is None:
+        raise RuntimeError(
+            "PostGIS is not installed on the PostgreSQL server; install it "
+            "(Debian: apt install postgresql-15-postgis-3) and start again"
+        )
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+    except psycopg.Error as exc:
+        raise RuntimeError(
+            f"cannot create the PostGIS extension ({exc}); run "
+            "'CREATE EXTENSION postgis' in this database as a superuser"
+        ) from exc
+
+
+def _check(row: Row) -> None:
+    if _NUL_ESCAPE.search(row.blob):
+        raise BadRequestData(f"entity {row.id!r}: PostgreSQL cannot store the character U+0000")
+
+
+def _geometry(entity: Entity) -> str | None:
+    """The default location as hex EWKB (SRID 4326), or None if absent or not valid."""
+    instances = entity.get("attrs", {}).get(LOCATION)
+    if not instances or not isinstance(instances, list):
+        return None
+    first = instances[0]
+    if not isinstance(first, dict) or "datasetId" in first or first.get("type") != "GeoProperty":
+        return None
+    value = first.get("value")
+    if not isinstance(value, dict):
+        return None
+    try:
+        geometry = shapely.from_geojson(orjson.dumps(value), on_invalid="ignore")
+        if geometry is None:
+            return None
+        return str(
+            shapely.to_wkb(
+                shapely.set_srid(geometry, 4326), hex=True, output_dimension=2, include_srid=True
+            )
+        )
+    except Exception:
+        # The store keeps what it is given; a geometry GEOS cannot read is just not indexed.
+        return None
+
+
+def _values(tenant: str, row: Row) -> tuple[str, str, list[str], str, str | None]:
+    return tenant, row.id, row.entity["type"], row.blob.decode(), _geometry(row.entity)
+
+
+async def _mutate(
+    conn: psycopg.AsyncConnection[Any], tenant: str, changes: Sequence[Change]
+) -> list[Outcome]:
+    ids = sorted({change.id for change in changes})
+    stored: dict[str, Entity] = {}
+    for part in chunks(ids):
+        cursor = await conn.execute(
+            "SELECT id, doc::text FROM entities WHERE tenant = %s AND id = ANY(%s) "
+            "ORDER BY id FOR UPDATE",
+            (tenant, [i for i in part if "\x00" not in i]),
+        )
+        for entity_id, doc in await cursor.fetchall():
+            stored[entity_id] = orjson.loads(doc)
+    plan = plan_changes(changes, stored, _check)
+    if not plan.writes:
+        return plan.outcomes
+    if plan.deletes:
+        await conn.execute(
+            "DELETE FROM entities WHERE tenant = %s AND id = ANY(%s)", (tenant, plan.deletes)
+        )
+    if len(plan.updates) >= COPY_FROM:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS entity_updates (tenant text, id text, types text[], "
+            "doc jsonb, geom public.geometry) ON COMMIT DELETE ROWS"
+        )
+        await _copy(conn, "entity_updates", [_values(tenant, row) for row in plan.updates])
+        await conn.execute(
+            "UPDATE entities e SET types = u.types, doc = u.doc, geom = u.geom "
+            "FROM entity_updates u WHERE e.tenant = u.tenant AND e.id = u.id"
+        )
+    elif plan.updates:
+        rows, tenants = plan.updates, [tenant] * len(plan.updates)
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "UPDATE entities SET types = %s, doc = %s::jsonb, geom = %s::public.geometry "
+                "WHERE tenant = %s AND id = %s",
+                [(t, doc, geom, tn, i) for tn, i, t, doc, geom in map(_values, tenants, rows)],
+            )
+    if len(plan.inserts) >= COPY_FROM:
+        await _copy(conn, "entities", [_values(tenant, row) for row in plan.inserts])
+    elif plan.inserts:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO entities (tenant, id, types, doc, geom) "
+                "VALUES (%s, %s, %s, %s::jsonb, %s::public.geometry)",
+                [_values(tenant, row) for row in plan.inserts],
+            )
+    await conn.execute("INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,))
+    return plan.outcomes
+
+
+async def _copy(
+    conn: psycopg.AsyncConnection[Any],
+    table: str,
+    rows: list[tuple[str, str, list[str], str, str | None]],
+) -> None:
+    statement = f"COPY {table} (tenant, id, types, doc, geom) FROM STDIN"
+    async with conn.cursor() as cursor, cursor.copy(statement.encode()) as copy:
+        for row in rows:
+            await copy.write_row(row)
