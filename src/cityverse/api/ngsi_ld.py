@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -327,23 +328,24 @@ async def delete_context(request: Request) -> Response:
 
 
 def _dumps(body: Any) -> bytes:
-    import orjson
-
     return orjson.dumps(body)
 
+
+ENTITY = PREFIX + "/entities/{entity_id:path}"
+"""Entity ids are URIs and may hold '/': attribute routes are matched first."""
 
 routes = [
     Route(PREFIX + "/entities", query_entities, methods=["GET"]),
     Route(PREFIX + "/entities", create_entity, methods=["POST"]),
-    Route(PREFIX + "/entities/{entity_id}", retrieve_entity, methods=["GET"]),
-    Route(PREFIX + "/entities/{entity_id}", delete_entity, methods=["DELETE"]),
-    Route(PREFIX + "/entities/{entity_id}", replace_entity, methods=["PUT"]),
-    Route(PREFIX + "/entities/{entity_id}", merge_entity, methods=["PATCH"]),
-    Route(PREFIX + "/entities/{entity_id}/attrs", append_attrs, methods=["POST"]),
-    Route(PREFIX + "/entities/{entity_id}/attrs", update_attrs, methods=["PATCH"]),
-    Route(PREFIX + "/entities/{entity_id}/attrs/{attr}", update_attr, methods=["PATCH"]),
-    Route(PREFIX + "/entities/{entity_id}/attrs/{attr}", replace_attr, methods=["PUT"]),
-    Route(PREFIX + "/entities/{entity_id}/attrs/{attr}", delete_attr, methods=["DELETE"]),
+    Route(ENTITY + "/attrs/{attr}", update_attr, methods=["PATCH"]),
+    Route(ENTITY + "/attrs/{attr}", replace_attr, methods=["PUT"]),
+    Route(ENTITY + "/attrs/{attr}", delete_attr, methods=["DELETE"]),
+    Route(ENTITY + "/attrs", append_attrs, methods=["POST"]),
+    Route(ENTITY + "/attrs", update_attrs, methods=["PATCH"]),
+    Route(ENTITY, retrieve_entity, methods=["GET"]),
+    Route(ENTITY, delete_entity, methods=["DELETE"]),
+    Route(ENTITY, replace_entity, methods=["PUT"]),
+    Route(ENTITY, merge_entity, methods=["PATCH"]),
     Route(PREFIX + "/entityOperations/create", batch_create, methods=["POST"]),
     Route(PREFIX + "/entityOperations/upsert", batch_upsert, methods=["POST"]),
     Route(PREFIX + "/entityOperations/update", batch_update, methods=["POST"]),
@@ -356,6 +358,6 @@ routes = [
     Route(PREFIX + "/attributes/{attr}", get_attribute, methods=["GET"]),
     Route(PREFIX + "/jsonldContexts", list_contexts, methods=["GET"]),
     Route(PREFIX + "/jsonldContexts", add_context, methods=["POST"]),
-    Route(PREFIX + "/jsonldContexts/{context_id}", get_context, methods=["GET"]),
-    Route(PREFIX + "/jsonldContexts/{context_id}", delete_context, methods=["DELETE"]),
+    Route(PREFIX + "/jsonldContexts/{context_id:path}", get_context, methods=["GET"]),
+    Route(PREFIX + "/jsonldContexts/{context_id:path}", delete_context, methods=["DELETE"]),
 ]
