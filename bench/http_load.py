@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
     if wrk is None:
         raise BenchError("wrk is not installed (Debian: apt-get install wrk)")
     started = datetime.now(UTC)
+    # Taken before the server starts, so the commit is the code that was measured.
+    where = machine()
     results: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="cityverse-bench-") as tmp,
@@ -206,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "http_load",
         "started": started.isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": where,
         "options": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()

@@ -848,3 +848,10 @@ def test_and_binds_tighter_than_or(names: list[str], ops: list[str], present: se
     python = text.replace(";", " and ").replace("|", " or ")
     expected = eval(python, {}, {n: n in present for n in NAMES})
     assert parse_q(text, expand).matches(entity(**{n: prop(1) for n in present})) is expected
+
+
+@pytest.mark.parametrize("text", ["temperature>>3", "a===1", "a!=!b", "a<=<2", "a==~x"])
+def test_values_cannot_start_with_operator_characters(text: str) -> None:
+    """4.9: a doubled or misplaced operator is a syntax error, not a bare-word value."""
+    with pytest.raises(BadRequestData, match="cannot start with"):
+        parse_q(text, lambda t: "https://ex.org/" + t)

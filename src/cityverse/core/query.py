@@ -734,6 +734,9 @@ class _QParser(_Parser):
             if normalised is None:
                 raise self.fail(f"invalid time {token!r}", pos)
             return Temporal("Time", normalised)
+        if token[0] in "=<>!~\"'":
+            # Operator characters cannot start a value: "a>>3" or "a===1" are typos.
+            raise self.fail(f"a value cannot start with {token[0]!r}", pos)
         # An unquoted URI, or a bare term (a VocabProperty value, 4.9 example 12).
         return token
 
