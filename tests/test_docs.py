@@ -34,6 +34,7 @@ def test_every_endpoint_is_in_the_api_doc() -> None:
     documented = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/ngsi-ld/v1/\S*)`", API))
     for route in routes:
         path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
+        path = path.replace("{entity_id:entity_id}", "{entityId}")
         path = path.replace("{entity_id}", "{entityId}").replace("{attr}", "{attrId}")
         path = path.replace("{context_id}", "{contextId}")
         for method in route.methods or ():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,6 +35,8 @@ def _broker(request: Request) -> Broker:
 
 
 def _params(request: Request) -> dict[str, str]:
+    if not request.scope["query_string"]:
+        return {}
     return dict(request.query_params)
 
 
@@ -89,7 +92,7 @@ async def retrieve_entity(request: Request) -> Response:
     broker = _broker(request)
     media = negotiate(request.headers.get("accept"), geo=True)
     call = await make_call(request, broker)
-    view = views.parse_view(call.context, request.query_params)
+    view = views.parse_view(call.context, _params(request))
     entity = await entities.retrieve(broker, call, request.path_params["entity_id"])
     body = views.render(entity, call.context, view, geojson=media == GEO_JSON)
     return json_response(body, call.context, media)
@@ -331,18 +334,32 @@ def _dumps(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
-ENTITY = PREFIX + "/entities/{entity_id:path}"
-"""Entity ids are URIs and may hold '/': attribute routes are matched first."""
+class EntityIdConvertor(Convertor[str]):
+    """An entity id in a path: a URI, which may hold '/', but never a '/attrs' segment."""
 
+    regex = r"(?:(?!/attrs(?:/|$)).)+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("entity_id", EntityIdConvertor())
+
+ENTITY = PREFIX + "/entities/{entity_id:entity_id}"
+
+# The hottest routes come first: Starlette tries them in order.
 routes = [
+    Route(ENTITY, retrieve_entity, methods=["GET"]),
+    Route(ENTITY + "/attrs/{attr}", update_attr, methods=["PATCH"]),
     Route(PREFIX + "/entities", query_entities, methods=["GET"]),
     Route(PREFIX + "/entities", create_entity, methods=["POST"]),
-    Route(ENTITY + "/attrs/{attr}", update_attr, methods=["PATCH"]),
     Route(ENTITY + "/attrs/{attr}", replace_attr, methods=["PUT"]),
     Route(ENTITY + "/attrs/{attr}", delete_attr, methods=["DELETE"]),
     Route(ENTITY + "/attrs", append_attrs, methods=["POST"]),
     Route(ENTITY + "/attrs", update_attrs, methods=["PATCH"]),
-    Route(ENTITY, retrieve_entity, methods=["GET"]),
     Route(ENTITY, delete_entity, methods=["DELETE"]),
     Route(ENTITY, replace_entity, methods=["PUT"]),
     Route(ENTITY, merge_entity, methods=["PATCH"]),

@@ -6,7 +6,7 @@ and hands it to ``store.mutate``, so that every read-modify-write is atomic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from cityverse.core.entity import (
     parse_attributes,
     parse_entity,
     valid_name,
+    valid_uri,
 )
 from cityverse.core.errors import (
     AlreadyExists,
@@ -29,7 +30,8 @@ from cityverse.core.errors import (
 from cityverse.core.model import Entity, Instance
 from cityverse.store.base import Change, Mutation
 
-SYSTEM_MEMBERS = ("id", "type", "scope", "@context", "createdAt", "modifiedAt", "deletedAt")
+Keeping = Callable[[Entity | None], Entity]
+"""A mutation that never deletes: it returns the entity to store."""
 
 
 @dataclass
@@ -55,15 +57,8 @@ class UpdateResult:
 
 
 def check_entity_id(entity_id: str) -> str:
-    """The id if it is a URI, else BadRequestData (5.5.? entity identifiers are URIs)."""
-    scheme, sep, rest = entity_id.partition(":")
-    if (
-        not sep
-        or not rest
-        or not scheme[:1].isalpha()
-        or not all(c.isalnum() or c in "+-." for c in scheme)
-        or any(c.isspace() or c in '<>"{}|\\^`' for c in entity_id)
-    ):
+    """The id if it is a URI, else BadRequestData (4.5.1: entity ids are URIs)."""
+    if not valid_uri(entity_id):
         raise BadRequestData(f"entity id {entity_id!r} is not a valid URI")
     return entity_id
 
@@ -92,7 +87,7 @@ def _existing(entity_id: str, current: Entity | None) -> Entity:
 # -- create, retrieve, delete, replace, merge ------------------------------------------
 
 
-def creation(entity: Entity) -> Mutation:
+def creation(entity: Entity) -> Keeping:
     """The mutation that creates ``entity`` and fails if its id exists (5.6.1)."""
 
     def apply(current: Entity | None) -> Entity:
@@ -130,7 +125,7 @@ async def delete(broker: Broker, call: Call, entity_id: str) -> None:
     await _apply(broker, call, entity_id, apply)
 
 
-def replacement(entity: Entity) -> Mutation:
+def replacement(entity: Entity) -> Keeping:
     """The mutation that replaces a stored entity whole, keeping its creation time (5.6.18)."""
 
     def apply(current: Entity | None) -> Entity:
@@ -167,7 +162,7 @@ def _with_identity(body: Any, entity_id: str, type_required: bool = True) -> Any
     return body
 
 
-def merging(call_context: Context, body: dict[str, Any], now: str) -> Mutation:
+def merging(call_context: Context, body: dict[str, Any], now: str) -> Keeping:
     """The merge-patch mutation of Merge Entity (5.6.17)."""
     patch = parse_attributes(body, call_context, now=now, allow_null=True)
     new_types = _parse_types(body.get("type"), call_context)
@@ -237,7 +232,7 @@ def appending(
     *,
     overwrite: bool,
     result: UpdateResult,
-) -> Mutation:
+) -> Keeping:
     """Append Entity Attributes (5.6.3): add attributes, replace existing ones unless not
     ``overwrite``."""
 
@@ -292,7 +287,7 @@ def _attributes_of(body: Any, ctx: Context, now: str) -> dict[str, list[Instance
 
 def updating(
     entity_id: str, patch: dict[str, list[Instance]], now: str, result: UpdateResult
-) -> Mutation:
+) -> Keeping:
     """Update Entity Attributes (5.6.2): replace only attributes (and instances) that exist."""
 
     def apply(current: Entity | None) -> Entity:

@@ -58,14 +58,18 @@ def parse_options(raw: str | None) -> set[str]:
     options = {o.strip() for o in raw.split(",") if o.strip()}
     unknown = options - OPTIONS_KNOWN
     if unknown:
-        raise BadRequestData(
-            f"unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(OPTIONS_KNOWN))}"
-        )
+        known = ", ".join(sorted(OPTIONS_KNOWN))
+        raise BadRequestData(f"unknown option(s) {', '.join(sorted(unknown))}; known: {known}")
     return options
+
+
+DEFAULT_VIEW = View()
 
 
 def parse_view(ctx: Context, params: Mapping[str, Any]) -> View:
     """The view asked for by a request's parameters."""
+    if not params:
+        return DEFAULT_VIEW
     options = parse_options(params.get("options"))
     formats = {FORMATS[o] for o in options if o in FORMATS}
     if params.get("format"):

@@ -255,7 +255,7 @@ class PostgresStore:
     async def put_context(self, context_id: str, document: dict[str, Any]) -> None:
         """Store a hosted @context document under ``context_id`` (replacing)."""
         blob = orjson.dumps(document)
-        if "\x00" in context_id or _NUL_ESCAPE.search(blob):
+        if "\x00" in context_id or _has_nul(blob):
             raise BadRequestData("a @context stored in PostgreSQL cannot contain U+0000")
         async with self._connection() as conn:
             await conn.execute(
@@ -311,13 +311,17 @@ async def _ensure_postgis(conn: psycopg.AsyncConnection[Any]) -> None:
         ) from exc
 
 
+def _has_nul(blob: bytes) -> bool:
+    return b"\\u0000" in blob and _NUL_ESCAPE.search(blob) is not None
+
+
 def _check(row: Row) -> None:
-    if _NUL_ESCAPE.search(row.blob):
+    if _has_nul(row.blob):
         raise BadRequestData(f"entity {row.id!r}: PostgreSQL cannot store the character U+0000")
 
 
-def _geometry(entity: Entity) -> str | None:
-    """The default location as hex EWKB (SRID 4326), or None if absent or not valid."""
+def _location(entity: Entity) -> bytes | None:
+    """The default instance of the location GeoProperty as GeoJSON, or None."""
     instances = entity.get("attrs", {}).get(LOCATION)
     if not instances or not isinstance(instances, list):
         return None
@@ -325,24 +329,36 @@ def _geometry(entity: Entity) -> str | None:
     if not isinstance(first, dict) or "datasetId" in first or first.get("type") != "GeoProperty":
         return None
     value = first.get("value")
-    if not isinstance(value, dict):
-        return None
+    return orjson.dumps(value) if isinstance(value, dict) else None
+
+
+def _geometries(geojson: list[bytes | None]) -> list[str | None]:
+    """GeoJSON geometries as hex EWKB (SRID 4326); None where absent or unreadable."""
     try:
-        geometry = shapely.from_geojson(orjson.dumps(value), on_invalid="ignore")
-        if geometry is None:
-            return None
-        return str(
-            shapely.to_wkb(
-                shapely.set_srid(geometry, 4326), hex=True, output_dimension=2, include_srid=True
-            )
+        # One vectorised GEOS call for the whole batch.
+        geometries = shapely.from_geojson(geojson, on_invalid="ignore")
+        wkb = shapely.to_wkb(
+            shapely.set_srid(geometries, 4326), hex=True, output_dimension=2, include_srid=True
         )
+        return [None if w is None else str(w) for w in wkb]
     except Exception:
-        # The store keeps what it is given; a geometry GEOS cannot read is just not indexed.
-        return None
+        if len(geojson) == 1:
+            # The store keeps what it is given; a geometry GEOS rejects is not indexed.
+            return [None]
+        return [g for one in geojson for g in _geometries([one])]
 
 
-def _values(tenant: str, row: Row) -> tuple[str, str, list[str], str, str | None]:
-    return tenant, row.id, row.entity["type"], row.blob.decode(), _geometry(row.entity)
+def _values(tenant: str, rows: list[Row]) -> list[tuple[str, str, list[str], str, str | None]]:
+    """Column values (tenant, id, types, doc, geom) of the rows to write."""
+    located = [(i, g) for i, row in enumerate(rows) if (g := _location(row.entity)) is not None]
+    geoms: list[str | None] = [None] * len(rows)
+    if located:
+        for (i, _), geom in zip(located, _geometries([g for _, g in located]), strict=True):
+            geoms[i] = geom
+    return [
+        (tenant, row.id, row.entity["type"], row.blob.decode(), geom)
+        for row, geom in zip(rows, geoms, strict=True)
+    ]
 
 
 async def _mutate(
@@ -370,27 +386,26 @@ async def _mutate(
             "CREATE TEMP TABLE IF NOT EXISTS entity_updates (tenant text, id text, types text[], "
             "doc jsonb, geom public.geometry) ON COMMIT DELETE ROWS"
         )
-        await _copy(conn, "entity_updates", [_values(tenant, row) for row in plan.updates])
+        await _copy(conn, "entity_updates", _values(tenant, plan.updates))
         await conn.execute(
             "UPDATE entities e SET types = u.types, doc = u.doc, geom = u.geom "
             "FROM entity_updates u WHERE e.tenant = u.tenant AND e.id = u.id"
         )
     elif plan.updates:
-        rows, tenants = plan.updates, [tenant] * len(plan.updates)
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 "UPDATE entities SET types = %s, doc = %s::jsonb, geom = %s::public.geometry "
                 "WHERE tenant = %s AND id = %s",
-                [(t, doc, geom, tn, i) for tn, i, t, doc, geom in map(_values, tenants, rows)],
+                [(t, doc, geom, tn, i) for tn, i, t, doc, geom in _values(tenant, plan.updates)],
             )
     if len(plan.inserts) >= COPY_FROM:
-        await _copy(conn, "entities", [_values(tenant, row) for row in plan.inserts])
+        await _copy(conn, "entities", _values(tenant, plan.inserts))
     elif plan.inserts:
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 "INSERT INTO entities (tenant, id, types, doc, geom) "
                 "VALUES (%s, %s, %s, %s::jsonb, %s::public.geometry)",
-                [_values(tenant, row) for row in plan.inserts],
+                _values(tenant, plan.inserts),
             )
     await conn.execute("INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,))
     return plan.outcomes

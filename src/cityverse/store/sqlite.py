@@ -33,6 +33,7 @@ from cityverse.store.changes import Pager, chunks, logger, plan_changes
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 FETCH = 256
+WRITER_CACHE_KIB = 32 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -41,9 +42,10 @@ CREATE TABLE IF NOT EXISTS entities (
     seq INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
-    doc BLOB NOT NULL,
-    UNIQUE (tenant, id)
+    doc BLOB NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS entities_tenant_id ON entities (tenant, id);
+CREATE INDEX IF NOT EXISTS entities_tenant_seq ON entities (tenant, seq);
 CREATE TABLE IF NOT EXISTS entity_types (
     tenant TEXT NOT NULL,
     type TEXT NOT NULL,
@@ -243,6 +245,8 @@ class SqliteStore:
         try:
             conn = self._connect()
             conn.execute("PRAGMA journal_mode = WAL")
+            # Bulk writes touch many pages; a larger cache keeps them from spilling early.
+            conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             _create_schema(conn)
         except BaseException as exc:
             if conn is not None:
@@ -373,31 +377,36 @@ def _scan(
     offset: int,
     count: bool,
 ) -> Page:
+    # Push down the most selective part; flt.matches checks the rest exactly.
     params: list[Any] = [tenant]
-    if flt.type_names is not None and len(flt.type_names) == 1:
-        # One type: walk the (tenant, type, seq) index in seq order, no sort, early stop.
+    if flt.ids is not None:
+        # A few ids: look each up, then sort the few rows found.
+        sql = (
+            "SELECT doc FROM entities INDEXED BY entities_tenant_id WHERE tenant = ? "
+            "AND id IN (SELECT value FROM json_each(?)) ORDER BY seq"
+        )
+        params.append(orjson.dumps(sorted(flt.ids)).decode())
+    elif flt.type_names is not None and len(flt.type_names) == 1:
+        # One type: walk the (tenant, type, seq) key in seq order, no sort, early stop.
         sql = (
             "SELECT e.doc FROM entity_types t JOIN entities e ON e.seq = t.seq "
-            "WHERE t.tenant = ? AND t.type = ?"
+            "WHERE t.tenant = ? AND t.type = ? ORDER BY t.seq"
         )
         params.extend(flt.type_names)
-        order = " ORDER BY t.seq"
+    elif flt.type_names is not None:
+        # Several types: walk the tenant's entities in seq order, keep those of a type.
+        sql = (
+            "SELECT e.doc FROM entities e WHERE e.tenant = ? AND EXISTS (SELECT 1 FROM "
+            "entity_types t WHERE t.seq = e.seq AND t.tenant = e.tenant AND t.type IN "
+            "(SELECT value FROM json_each(?))) ORDER BY e.seq"
+        )
+        params.append(orjson.dumps(sorted(flt.type_names)).decode())
     else:
-        sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
-        order = " ORDER BY e.seq"
-        if flt.type_names is not None:
-            sql += (
-                " AND e.seq IN (SELECT seq FROM entity_types WHERE tenant = ?"
-                " AND type IN (SELECT value FROM json_each(?)))"
-            )
-            params += [tenant, orjson.dumps(sorted(flt.type_names)).decode()]
-    if flt.ids is not None:
-        sql += " AND e.id IN (SELECT value FROM json_each(?))"
-        params.append(orjson.dumps(sorted(flt.ids)).decode())
+        sql = "SELECT doc FROM entities WHERE tenant = ? ORDER BY seq"
     pager = Pager(flt, limit, offset, count)
     if pager.done:
         return pager.page()
-    cursor = conn.execute(sql + order, params)
+    cursor = conn.execute(sql, params)
     try:
         while rows := cursor.fetchmany(FETCH):
             for (doc,) in rows:
