@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from tests.api.helpers import assert_problem, entity
 
-pytestmark = pytest.mark.asyncio
-
 E = "/ngsi-ld/v1/entities"
 PIPE = "urn:ngsi-ld:Pipe:1"
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.api.helpers import assert_problem, entity
-
-pytestmark = pytest.mark.asyncio
 
 OPS = "/ngsi-ld/v1/entityOperations"
 E = "/ngsi-ld/v1/entities"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.api.helpers import assert_problem, entity, link
-
-pytestmark = pytest.mark.asyncio
 
 C = "/ngsi-ld/v1/jsonldContexts"
 

@@ -7,8 +7,6 @@ import pytest
 
 from tests.api.helpers import assert_problem, entity
 
-pytestmark = pytest.mark.asyncio
-
 V1 = "/ngsi-ld/v1"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.api.helpers import (
     CORE,
@@ -12,8 +11,6 @@ from tests.api.helpers import (
     entity,
     link,
 )
-
-pytestmark = pytest.mark.asyncio
 
 E = "/ngsi-ld/v1/entities"
 

@@ -9,8 +9,6 @@ import pytest
 
 from tests.api.helpers import assert_problem, entity
 
-pytestmark = pytest.mark.asyncio
-
 E = "/ngsi-ld/v1/entities"
 
 

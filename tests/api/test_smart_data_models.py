@@ -22,8 +22,6 @@ from pyld import jsonld
 
 from tests.api.helpers import LD, link
 
-pytestmark = pytest.mark.asyncio
-
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SDM = SHARED / "smart-data-models"
 CORE_DIR = SHARED / "ngsi-ld"

@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from cityverse.core.errors import BadRequestData
 from cityverse.core.model import LOCATION, Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
-from cityverse.store.changes import Pager, Row, chunks, logger, plan_changes
+from cityverse.store.changes import Pager, Plan, Row, chunks, logger, plan_changes
 
 SCHEMA_VERSION = 1
 FETCH = 500
@@ -37,6 +37,9 @@ COPY_FROM = 50
 """Inserts or updates from this many rows on go through COPY rather than statements."""
 CONNECT_TIMEOUT = 10.0
 RETRIES = 5
+ANALYZE_AFTER = 10_000
+"""Rows written by one call from which statistics are refreshed at once, so that the
+planner does not keep planning queries for a table a tenth of its size."""
 """Attempts at a ``mutate`` that collides with a concurrent one (same new id, deadlock)."""
 
 _SCHEMA = """
@@ -51,6 +54,7 @@ CREATE TABLE IF NOT EXISTS entities (
     geom public.geometry(Geometry, 4326),
     UNIQUE (tenant, id)
 );
+CREATE INDEX IF NOT EXISTS entities_tenant_seq ON entities (tenant, seq);
 CREATE INDEX IF NOT EXISTS entities_types ON entities USING gin (types);
 CREATE INDEX IF NOT EXISTS entities_geom ON entities USING gist (geom);
 CREATE TABLE IF NOT EXISTS contexts (
@@ -75,6 +79,8 @@ class PostgresStore:
         self.schema = schema
         self.max_size = max_size
         self._pool: AsyncConnectionPool | None = None
+        # Tenants known to be recorded: never removed, so a write can skip recording them.
+        self._tenants: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -169,6 +175,7 @@ class PostgresStore:
         async with self._connection() as conn, conn.transaction():
             for table in ("entities", "tenants", "contexts"):
                 await conn.execute(f"DELETE FROM {table}".encode())
+        self._tenants.clear()
 
     def _connection(self) -> Any:
         if self._pool is None:
@@ -281,8 +288,14 @@ class PostgresStore:
             return [Outcome(change.id, error=error) for change in changes]
         for attempt in range(RETRIES):
             try:
-                async with self._connection() as conn, conn.transaction():
-                    return await _mutate(conn, tenant, changes)
+                async with self._connection() as conn:
+                    async with conn.transaction():
+                        plan = await _mutate(conn, tenant, changes, tenant in self._tenants)
+                    if plan.writes:
+                        self._tenants.add(tenant)
+                    if len(plan.deletes) + len(plan.updates) + len(plan.inserts) >= ANALYZE_AFTER:
+                        await conn.execute("ANALYZE entities")
+                    return plan.outcomes
             except (errors.UniqueViolation, errors.DeadlockDetected):
                 # A concurrent call created one of our new ids first, or locked rows in
                 # another order: run again over what is stored now.
@@ -362,8 +375,8 @@ def _values(tenant: str, rows: list[Row]) -> list[tuple[str, str, list[str], str
 
 
 async def _mutate(
-    conn: psycopg.AsyncConnection[Any], tenant: str, changes: Sequence[Change]
-) -> list[Outcome]:
+    conn: psycopg.AsyncConnection[Any], tenant: str, changes: Sequence[Change], known: bool
+) -> Plan:
     ids = sorted({change.id for change in changes})
     stored: dict[str, Entity] = {}
     for part in chunks(ids):
@@ -376,7 +389,7 @@ async def _mutate(
             stored[entity_id] = orjson.loads(doc)
     plan = plan_changes(changes, stored, _check)
     if not plan.writes:
-        return plan.outcomes
+        return plan
     if plan.deletes:
         await conn.execute(
             "DELETE FROM entities WHERE tenant = %s AND id = ANY(%s)", (tenant, plan.deletes)
@@ -407,8 +420,11 @@ async def _mutate(
                 "VALUES (%s, %s, %s, %s::jsonb, %s::public.geometry)",
                 _values(tenant, plan.inserts),
             )
-    await conn.execute("INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,))
-    return plan.outcomes
+    if not known:
+        await conn.execute(
+            "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,)
+        )
+    return plan
 
 
 async def _copy(
