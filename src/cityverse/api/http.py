@@ -71,16 +71,23 @@ async def read_json(request: Request, broker: Broker, *, merge_patch: bool = Fal
 
 
 def check_depth(value: Any, limit: int) -> None:
-    """Raise BadRequestData when JSON nests deeper than ``limit`` (without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise BadRequestData(f"the JSON body nests deeper than {limit} levels")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    """Raise BadRequestData when JSON nests deeper than ``limit`` levels."""
+    if not _within_depth(value, limit):
+        raise BadRequestData(f"the JSON body nests deeper than {limit} levels")
+
+
+def _within_depth(value: Any, remaining: int) -> bool:
+    # Recursion is bounded by ``remaining``, so it cannot exhaust the stack; only
+    # containers are visited, which keeps large batches cheap.
+    if remaining <= 0:
+        return False
+    kind = type(value)
+    items = value.values() if kind is dict else value if kind is list else ()
+    for item in items:
+        item_kind = type(item)
+        if (item_kind is dict or item_kind is list) and not _within_depth(item, remaining - 1):
+            return False
+    return True
 
 
 @lru_cache(maxsize=256)

@@ -98,8 +98,10 @@ def merge_instances(stored: list[Instance], patch: list[Instance]) -> list[Insta
     return ordered(result)
 
 
-def is_null(instance: Instance) -> bool:
-    """True for an instance whose value is the NGSI-LD null (a deletion in merge-patch)."""
+def is_null(instance: Instance | None) -> bool:
+    """True for a deletion in a merge-patch: None, or a value that is the NGSI-LD null."""
+    if instance is None:
+        return True
     for member in ("value", "object", "vocab", "json"):
         if instance.get(member) == NGSI_LD_NULL:
             return True

@@ -280,6 +280,11 @@ def parse_attribute(
     The caller expands ``name``. The default instance (no ``datasetId``) comes first;
     every instance gets ``createdAt``/``modifiedAt`` = ``now``.
     """
+    if type(body) is dict and len(body) == 2 and body.get("type") == "Property":
+        # The common case of a device update: a plain Property with a scalar value.
+        value = body.get("value")
+        if type(value) in _PLAIN_SCALARS and value != NGSI_NULL and valid_name(name):
+            return [{"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}]
     where = f"attribute {name!r}"
     _check_name(name, where)
     if isinstance(body, list) and _is_instance_list(body):
@@ -312,6 +317,8 @@ def parse_attribute(
     instances.sort(key=lambda instance: "datasetId" in instance)
     return instances
 
+
+_PLAIN_SCALARS = frozenset({str, int, float, bool})
 
 _NULL_IN_ARRAY = (
     "an NGSI-LD Null cannot delete a single datasetId instance here; "

@@ -155,6 +155,6 @@ def _row(entity_id: str, entity: Entity) -> Row:
             f"a change to {entity_id!r} returned an entity with id {entity.get('id')!r}"
         )
     types = entity.get("type")
-    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+    if type(types) is not list or not types or any(type(t) is not str for t in types):
         raise ValueError(f"entity {entity_id!r} must have a non-empty list of type names")
     return Row(entity_id, entity, orjson.dumps(entity))

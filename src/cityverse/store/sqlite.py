@@ -52,7 +52,6 @@ CREATE TABLE IF NOT EXISTS entity_types (
     seq INTEGER NOT NULL,
     PRIMARY KEY (tenant, type, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entity_types_seq ON entity_types (seq);
 CREATE TABLE IF NOT EXISTS contexts (
     id TEXT PRIMARY KEY,
     doc BLOB NOT NULL,
@@ -338,20 +337,21 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
     plan = plan_changes(changes, stored)
     if not plan.writes:
         return plan.outcomes
+    # Type rows are keyed (tenant, type, seq): removing them needs the old types.
+    stale = [(tenant, t, seqs[i]) for i in plan.deletes for t in stored[i]["type"]]
+    retyped = [r for r in plan.updates if r.entity["type"] != stored[r.id]["type"]]
+    stale += [(tenant, t, seqs[r.id]) for r in retyped for t in stored[r.id]["type"]]
+    conn.executemany("DELETE FROM entity_types WHERE tenant = ? AND type = ? AND seq = ?", stale)
     if plan.deletes:
-        gone = [(seqs[i],) for i in plan.deletes]
-        conn.executemany("DELETE FROM entities WHERE seq = ?", gone)
-        conn.executemany("DELETE FROM entity_types WHERE seq = ?", gone)
+        conn.executemany("DELETE FROM entities WHERE seq = ?", [(seqs[i],) for i in plan.deletes])
     if plan.updates:
         conn.executemany(
             "UPDATE entities SET doc = ? WHERE seq = ?",
             [(row.blob, seqs[row.id]) for row in plan.updates],
         )
-        changed = [row for row in plan.updates if row.entity["type"] != stored[row.id]["type"]]
-        conn.executemany("DELETE FROM entity_types WHERE seq = ?", [(seqs[r.id],) for r in changed])
         conn.executemany(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?, ?, ?)",
-            [(tenant, t, seqs[r.id]) for r in changed for t in r.entity["type"]],
+            [(tenant, t, seqs[r.id]) for r in retyped for t in r.entity["type"]],
         )
     if plan.inserts:
         # The writer holds the write lock, so max(seq) + 1 is ours to take.
@@ -397,8 +397,8 @@ def _scan(
         # Several types: walk the tenant's entities in seq order, keep those of a type.
         sql = (
             "SELECT e.doc FROM entities e WHERE e.tenant = ? AND EXISTS (SELECT 1 FROM "
-            "entity_types t WHERE t.seq = e.seq AND t.tenant = e.tenant AND t.type IN "
-            "(SELECT value FROM json_each(?))) ORDER BY e.seq"
+            "entity_types t WHERE t.tenant = e.tenant AND t.type IN "
+            "(SELECT value FROM json_each(?)) AND t.seq = e.seq) ORDER BY e.seq"
         )
         params.append(orjson.dumps(sorted(flt.type_names)).decode())
     else:
