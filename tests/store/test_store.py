@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -348,6 +349,19 @@ async def test_concurrent_single_changes_all_land(store: EntityStore) -> None:
     assert page.total == 201
 
 
+async def test_concurrent_creates_of_one_id(store: EntityStore) -> None:
+    """5.6.1 Create Entity raced by concurrent requests: exactly one creates it."""
+    calls = [
+        store.mutate("", [Change("urn:race", create(entity("urn:race", name=prop(i))))])
+        for i in range(20)
+    ]
+    outcomes = [outcome for result in await asyncio.gather(*calls) for outcome in result]
+    winners = [o for o in outcomes if o.ok]
+    assert len(winners) == 1
+    assert all(isinstance(o.error, AlreadyExists) for o in outcomes if not o.ok)
+    assert await store.get("", "urn:race") == winners[0].new
+
+
 # -- tenants ----------------------------------------------------------------------------
 
 
@@ -614,3 +628,27 @@ async def test_postgres_invalid_geometry_is_kept_unindexed(pg_store: PostgresSto
     await create_all(pg_store, [odd])
     assert await pg_store.get("", "urn:odd") == odd
     assert (await _geometries(pg_store))["urn:odd"] == (None, None)
+
+
+@pytest.mark.postgres
+async def test_postgres_create_retried_after_concurrent_insert(pg_store: PostgresStore) -> None:
+    """5.6.1 Create Entity: when another server creates the id first, the call is run
+    again over what is stored now and reports AlreadyExists."""
+    rival = entity("urn:race", TANK)
+    seen: list[Entity | None] = []
+
+    def create_while_rival_commits(current: Entity | None) -> Entity:
+        seen.append(current)
+        if len(seen) == 1:
+            with psycopg.connect(pg_store.conninfo, autocommit=True) as conn:
+                conn.execute(
+                    f'INSERT INTO "{pg_store.schema}".entities (tenant, id, types, doc) '
+                    "VALUES ('', %s, %s, %s::jsonb)",
+                    (rival["id"], rival["type"], orjson.dumps(rival).decode()),
+                )
+        return create(entity("urn:race"))(current)
+
+    [outcome] = await pg_store.mutate("", [Change("urn:race", create_while_rival_commits)])
+    assert seen == [None, rival]
+    assert isinstance(outcome.error, AlreadyExists)
+    assert await pg_store.get("", "urn:race") == rival

@@ -294,7 +294,7 @@ class PostgresStore:
                     if plan.writes:
                         self._tenants.add(tenant)
                     if len(plan.deletes) + len(plan.updates) + len(plan.inserts) >= ANALYZE_AFTER:
-                        await conn.execute("ANALYZE entities")
+                        await _analyze(conn)
                     return plan.outcomes
             except (errors.UniqueViolation, errors.DeadlockDetected):
                 # A concurrent call created one of our new ids first, or locked rows in
@@ -303,6 +303,14 @@ class PostgresStore:
                     raise
                 logger.debug("mutate collided with a concurrent one; retrying")
         raise AssertionError("unreachable")
+
+
+async def _analyze(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await conn.execute("ANALYZE entities")
+    except psycopg.Error:
+        # The write is committed; stale statistics only make some queries slower.
+        logger.warning("could not refresh statistics of the entities table", exc_info=True)
 
 
 async def _ensure_postgis(conn: psycopg.AsyncConnection[Any]) -> None:

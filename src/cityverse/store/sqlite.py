@@ -74,7 +74,6 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._point_readers: dict[int, sqlite3.Connection] = {}
         self._idle_readers: list[sqlite3.Connection] = []
-        self._all_readers: list[sqlite3.Connection] = []
         self._closed = True
 
     @classmethod
@@ -117,11 +116,11 @@ class SqliteStore:
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         with self._lock:
-            for conn in [*self._point_readers.values(), *self._all_readers]:
+            # Readers busy in a query close themselves when they finish.
+            for conn in [*self._point_readers.values(), *self._idle_readers]:
                 conn.close()
             self._point_readers.clear()
             self._idle_readers.clear()
-            self._all_readers.clear()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -178,14 +177,15 @@ class SqliteStore:
         """Store a hosted @context document under ``context_id`` (replacing)."""
         blob = orjson.dumps(document)
         now = dt.datetime.now(dt.UTC).isoformat()
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO contexts (id, doc, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE "
-                "SET doc = excluded.doc, created_at = excluded.created_at",
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO contexts (id, doc, created_at) VALUES (?, ?, ?) ON CONFLICT (id) "
+                "DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at",
                 (context_id, blob, now),
             )
-        )
+
+        await self._write(job)
 
     async def delete_context(self, context_id: str) -> bool:
         """Delete a hosted @context document; False if there was none."""
@@ -224,13 +224,13 @@ class SqliteStore:
             conn = self._idle_readers.pop() if self._idle_readers else None
         if conn is None:
             conn = self._connect()
-            with self._lock:
-                self._all_readers.append(conn)
         try:
             return fn(conn, *args)
         finally:
             with self._lock:
-                if not self._closed:
+                if self._closed:
+                    conn.close()
+                else:
                     self._idle_readers.append(conn)
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
