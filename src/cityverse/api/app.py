@@ -9,6 +9,7 @@ leaves as ProblemDetails.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -112,4 +113,9 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
 
 def app_from_env() -> Starlette:
     """The app as configured by ``CITYVERSE_*`` variables (used by server worker processes)."""
-    return create_app(Settings.from_env())
+    # A server decodes and drops many small JSON documents; the default thresholds make
+    # the collector run every few hundred of them, tripling the cost of a large query.
+    gc.set_threshold(100_000, 50, 100)
+    app = create_app(Settings.from_env())
+    gc.freeze()
+    return app

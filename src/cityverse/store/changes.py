@@ -121,6 +121,13 @@ class Pager:
         """True when further entities cannot change the page."""
         return not self.count and self.end is not None and self.matched >= self.end
 
+    def batch(self, most: int) -> int:
+        """How many rows to fetch next: no more than the page still needs, when that is
+        known, so that a store's SQL filter does not run past the page."""
+        if self.count or self.end is None:
+            return most
+        return max(1, min(most, self.end - self.matched))
+
     def feed(self, doc: bytes | str) -> bool:
         """Decode and test one stored document; True when the scan may stop."""
         entity = orjson.loads(doc)

@@ -30,6 +30,7 @@ from cityverse.core.errors import BadRequestData
 from cityverse.core.model import LOCATION, Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
 from cityverse.store.changes import Pager, Plan, Row, chunks, logger, plan_changes
+from cityverse.store.sqlq import postgres_condition
 
 SCHEMA_VERSION = 1
 FETCH = 500
@@ -216,6 +217,10 @@ class PostgresStore:
         if flt.ids is not None:
             where.append("id = ANY(%s)")
             params.append(sorted(i for i in flt.ids if "\x00" not in i))
+        pushed = postgres_condition(flt, "doc")
+        if pushed is not None:
+            where.append(pushed.sql)
+            params.extend(pushed.params)
         query = f"SELECT doc::text FROM entities WHERE {' AND '.join(where)} ORDER BY seq"
         # A server-side cursor streams the rows and lets the scan stop early.
         async with (
@@ -224,7 +229,7 @@ class PostgresStore:
             conn.cursor(name="cityverse_query") as cursor,
         ):
             await cursor.execute(query.encode(), params)
-            while rows := await cursor.fetchmany(FETCH):
+            while rows := await cursor.fetchmany(pager.batch(FETCH)):
                 for (doc,) in rows:
                     if pager.feed(doc):
                         return pager.page()

@@ -29,6 +29,7 @@ import orjson
 from cityverse.core.model import Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
 from cityverse.store.changes import Pager, chunks, logger, plan_changes
+from cityverse.store.sqlq import sqlite_condition
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -382,7 +383,7 @@ def _scan(
     if flt.ids is not None:
         # A few ids: look each up, then sort the few rows found.
         sql = (
-            "SELECT doc FROM entities INDEXED BY entities_tenant_id WHERE tenant = ? "
+            "SELECT doc FROM entities e INDEXED BY entities_tenant_id WHERE tenant = ? "
             "AND id IN (SELECT value FROM json_each(?)) ORDER BY seq"
         )
         params.append(orjson.dumps(sorted(flt.ids)).decode())
@@ -402,13 +403,18 @@ def _scan(
         )
         params.append(orjson.dumps(sorted(flt.type_names)).decode())
     else:
-        sql = "SELECT doc FROM entities WHERE tenant = ? ORDER BY seq"
+        sql = "SELECT doc FROM entities e WHERE tenant = ? ORDER BY seq"
+    pushed = sqlite_condition(flt, "CAST(e.doc AS TEXT)")
+    if pushed is not None:
+        head, order = sql.rsplit(" ORDER BY ", 1)
+        sql = f"{head} AND {pushed.sql} ORDER BY {order}"
+        params.extend(pushed.params)
     pager = Pager(flt, limit, offset, count)
     if pager.done:
         return pager.page()
     cursor = conn.execute(sql, params)
     try:
-        while rows := cursor.fetchmany(FETCH):
+        while rows := cursor.fetchmany(pager.batch(FETCH)):
             for (doc,) in rows:
                 if pager.feed(doc):
                     return pager.page()
