@@ -57,10 +57,10 @@ def _translate(node: Any, leaf: Any) -> Condition | None:
             "(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params]
         )
     if isinstance(node, Or):
-        parts = [_translate(t, leaf) for t in node.terms]
-        if any(p is None for p in parts):
+        options = [_translate(t, leaf) for t in node.terms]
+        done = [p for p in options if p is not None]
+        if len(done) < len(options):
             return None
-        done = [p for p in parts if p is not None]
         return Condition(
             "(" + " OR ".join(p.sql for p in done) + ")", [x for p in done for x in p.params]
         )
