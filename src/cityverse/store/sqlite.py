@@ -348,19 +348,20 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
     if plan.updates:
         conn.executemany(
             "UPDATE entities SET doc = ? WHERE seq = ?",
-            [(row.blob, seqs[row.id]) for row in plan.updates],
+            [(row.blob.decode(), seqs[row.id]) for row in plan.updates],
         )
         conn.executemany(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?, ?, ?)",
             [(tenant, t, seqs[r.id]) for r in retyped for t in r.entity["type"]],
         )
     if plan.inserts:
-        # The writer holds the write lock, so max(seq) + 1 is ours to take.
+        # Documents are stored as JSON text so that SQLite's JSON functions, which q
+    # push-down uses, parse each one once per row. The writer holds the write lock, so max(seq) + 1 is ours to take.
         (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entities").fetchone()
         numbered = list(enumerate(plan.inserts, start=top + 1))
         conn.executemany(
             "INSERT INTO entities (seq, tenant, id, doc) VALUES (?, ?, ?, ?)",
-            [(seq, tenant, row.id, row.blob) for seq, row in numbered],
+            [(seq, tenant, row.id, row.blob.decode()) for seq, row in numbered],
         )
         conn.executemany(
             "INSERT OR IGNORE INTO entity_types (tenant, type, seq) VALUES (?, ?, ?)",
