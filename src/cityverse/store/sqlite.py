@@ -356,7 +356,8 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
         )
     if plan.inserts:
         # Documents are stored as JSON text so that SQLite's JSON functions, which q
-    # push-down uses, parse each one once per row. The writer holds the write lock, so max(seq) + 1 is ours to take.
+        # push-down uses, parse each one once per row. The writer holds the write
+        # lock, so max(seq) + 1 is ours to take.
         (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entities").fetchone()
         numbered = list(enumerate(plan.inserts, start=top + 1))
         conn.executemany(
