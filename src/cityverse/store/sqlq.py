@@ -107,12 +107,13 @@ def sqlite_condition(flt: EntityFilter, doc: str) -> Condition | None:
         else:
             return None
         # Anything but a single plain Property with a scalar value passes to Python.
+        # The test itself comes first: SQLite stops at the first true term of an OR.
         sql = (
-            f"(json_extract({doc}, ?) != 'Property' OR json_array_length({doc}, ?) > 1"
-            f" OR json_type({doc}, ?) IN ('array', 'object') OR {test})"
+            f"({test} OR json_extract({doc}, ?) != 'Property'"
+            f" OR json_array_length({doc}, ?) > 1 OR json_type({doc}, ?) IN ('array', 'object'))"
         )
         value_path = base + "[0].value"
-        return Condition(sql, [base + "[0].type", base, value_path, value_path, *params])
+        return Condition(sql, [value_path, *params, base + "[0].type", base, value_path])
 
     return _combine(flt, leaf)
 
