@@ -37,11 +37,13 @@ import contextlib
 import json
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, Protocol, TypeAlias
 
+from cityverse.core.entity import valid_name
 from cityverse.core.errors import BadRequestData, NgsiError
 from cityverse.core.model import Entity, Instance
 
@@ -439,7 +441,7 @@ class TypeExpr:
 # --- parsing ------------------------------------------------------------------------
 
 
-class _Parser:
+class _Parser(ABC):
     """Recursive descent over ``or := and ("|" and)*``, ``and := primary (";" primary)*``,
     ``primary := "(" or ")" | term``; subclasses parse terms."""
 
@@ -513,8 +515,9 @@ class _Parser:
             raise self.fail(f"unexpected {c!r}, a term is missing")
         return self.term()
 
+    @abstractmethod
     def term(self) -> Node:
-        raise NotImplementedError
+        """One term of the language (each language parses its own)."""
 
 
 def _combine(kind: type[And] | type[Or], terms: list[Node]) -> Node:
@@ -846,10 +849,11 @@ def parse_attr_list(text: str, expand: Expand) -> list[str]:
         name = item.strip()
         if not name:
             raise BadRequestData(f"Invalid attribute list {text!r}: item {position} is empty")
-        if not is_valid_name(name):
+        # The same rule as for the names an entity may carry, so that every stored
+        # attribute can be asked for.
+        if not valid_name(name):
             raise BadRequestData(
-                f"Invalid attribute list {text!r}: {name!r} is not a valid attribute name "
-                "(letters, digits and '_', starting with a letter) nor a URI"
+                f"Invalid attribute list {text!r}: {name!r} is not a valid attribute name nor a URI"
             )
         expanded = expand(name)
         if expanded not in names:
