@@ -38,10 +38,10 @@ COPY_FROM = 50
 """Inserts or updates from this many rows on go through COPY rather than statements."""
 CONNECT_TIMEOUT = 10.0
 RETRIES = 5
-ANALYZE_AFTER = 10_000
-"""Rows written by one call from which statistics are refreshed at once, so that the
-planner does not keep planning queries for a table a tenth of its size."""
 """Attempts at a ``mutate`` that collides with a concurrent one (same new id, deadlock)."""
+ANALYZE_AFTER = 10_000
+"""Rows written (over any number of calls) after which statistics are refreshed, so that
+the planner does not keep planning queries for a table a tenth of its size."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
@@ -82,6 +82,7 @@ class PostgresStore:
         self._pool: AsyncConnectionPool | None = None
         # Tenants known to be recorded: never removed, so a write can skip recording them.
         self._tenants: set[str] = set()
+        self._unanalyzed = 0
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -298,7 +299,9 @@ class PostgresStore:
                         plan = await _mutate(conn, tenant, changes, tenant in self._tenants)
                     if plan.writes:
                         self._tenants.add(tenant)
-                    if len(plan.deletes) + len(plan.updates) + len(plan.inserts) >= ANALYZE_AFTER:
+                    self._unanalyzed += len(plan.deletes) + len(plan.updates) + len(plan.inserts)
+                    if self._unanalyzed >= ANALYZE_AFTER:
+                        self._unanalyzed = 0
                         await _analyze(conn)
                     return plan.outcomes
             except (errors.UniqueViolation, errors.DeadlockDetected):
