@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from cityverse.api.http import JSON, problem_response
 from cityverse.broker.jsonld import hosted_lookup
 from cityverse.broker.request import Broker
 from cityverse.core.context import ContextResolver
+from cityverse.core.entity import iso_now
 from cityverse.core.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -67,8 +69,8 @@ async def source_identity(request: Request) -> Response:
         "id": "urn:ngsi-ld:ContextSourceIdentity:cityverse",
         "type": "ContextSourceIdentity",
         "contextSourceExtras": {"product": "CityVerse", "version": __version__},
-        "contextSourceUptime": "PT0S",
-        "contextSourceTimeAt": None,
+        "contextSourceUptime": f"PT{int(time.monotonic() - request.app.state.started)}S",
+        "contextSourceTimeAt": iso_now(),
         "contextSourceAlias": "cityverse",
         "store": broker.store.__class__.__name__,
     }
@@ -108,6 +110,7 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
     )
     app.state.broker = broker
     app.state.settings = settings
+    app.state.started = time.monotonic()
     return app
 
 

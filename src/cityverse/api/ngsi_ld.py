@@ -307,7 +307,7 @@ async def list_contexts(request: Request) -> Response:
         details=_details(request),
         kind=params.get("kind"),
     )
-    return Response(_dumps(body), media_type=JSON)
+    return Response(orjson.dumps(body), media_type=JSON)
 
 
 async def get_context(request: Request) -> Response:
@@ -318,7 +318,7 @@ async def get_context(request: Request) -> Response:
         base=str(request.base_url).rstrip("/") + PREFIX,
         details=_details(request),
     )
-    return Response(_dumps(body), media_type="application/ld+json")
+    return Response(orjson.dumps(body), media_type="application/ld+json")
 
 
 async def delete_context(request: Request) -> Response:
@@ -328,10 +328,6 @@ async def delete_context(request: Request) -> Response:
         raise BadRequestData("reload must be true or false")
     await jsonld.delete(broker, request.path_params["context_id"], reload=reload == "true")
     return _no_content()
-
-
-def _dumps(body: Any) -> bytes:
-    return orjson.dumps(body)
 
 
 class EntityIdConvertor(Convertor[str]):

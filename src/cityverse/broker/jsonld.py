@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from cityverse.broker.request import Broker
-from cityverse.core.context import ContextResolver
 from cityverse.core.entity import iso_now
 from cityverse.core.errors import BadRequestData, ResourceNotFound
 
@@ -111,6 +110,3 @@ def hosted_lookup(broker_store: Any) -> Any:
         return {"@context": doc["@context"]}
 
     return local
-
-
-__all__ = ["ContextResolver", "add", "delete", "hosted_lookup", "listing", "retrieve"]

@@ -146,7 +146,7 @@ def valid_name(name: Any) -> bool:
 
 def iso_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-    return _format_utc(datetime.now(UTC))
+    return format_utc(datetime.now(UTC))
 
 
 def normalise_datetime(text: Any) -> str:
@@ -170,11 +170,16 @@ def normalise_datetime(text: Any) -> str:
         ).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise BadRequestData(f"{text!r} is not a valid date-time: {exc}") from None
-    return _format_utc(moment)
+    return format_utc(moment)
 
 
-def _format_utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def format_utc(moment: datetime) -> str:
+    """A UTC datetime in the stored form ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    m = moment
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T"
+        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond // 1000:03d}Z"
+    )
 
 
 def _bad(where: str, message: str) -> BadRequestData:

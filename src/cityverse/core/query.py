@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, Protocol, TypeAlias
 
-from cityverse.core.entity import valid_name
+from cityverse.core.entity import format_utc, valid_name
 from cityverse.core.errors import BadRequestData, NgsiError
 from cityverse.core.model import Entity, Instance
 
@@ -123,10 +123,7 @@ def normalise_datetime(text: str) -> str | None:
         dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
-        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
-    )
+    return format_utc(dt)
 
 
 def _normalise_time(text: str) -> str | None:
