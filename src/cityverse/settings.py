@@ -52,6 +52,12 @@ class Settings:
     """The core @context URL used in responses."""
     log_level: str = "info"
     """Log level of the server: debug, info, warning, error."""
+    temporal_max_instances: int = 1000
+    """Most instances per attribute in one temporal answer; the rest is paged with
+    Content-Range."""
+    temporal_retention: str = ""
+    """History kept per entity type, as ``Type=P90D,OtherType=P1Y,*=P5Y`` (ISO 8601
+    durations; ``*`` is every other type); empty keeps all history."""
 
     @property
     def store_url(self) -> str:

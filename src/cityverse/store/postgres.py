@@ -30,6 +30,12 @@ from cityverse.core.errors import BadRequestData
 from cityverse.core.model import LOCATION, Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
 from cityverse.store.changes import Pager, Plan, Row, chunks, logger, plan_changes
+from cityverse.store.postgres_outbox import SCHEMA as OUTBOX_SCHEMA
+from cityverse.store.postgres_outbox import TABLES as OUTBOX_TABLES
+from cityverse.store.postgres_outbox import PostgresOutbox, record_changes
+from cityverse.store.postgres_temporal import SCHEMA as HISTORY_SCHEMA
+from cityverse.store.postgres_temporal import TABLES as HISTORY_TABLES
+from cityverse.store.postgres_temporal import PostgresTemporal, record_history
 from cityverse.store.sqlq import postgres_condition
 
 SCHEMA_VERSION = 1
@@ -70,8 +76,9 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class PostgresStore:
-    """Entities and @context documents in PostgreSQL, geometry in PostGIS."""
+class PostgresStore(PostgresTemporal, PostgresOutbox):
+    """Entities, their history, subscriptions and @context documents in PostgreSQL,
+    geometry in PostGIS."""
 
     def __init__(self, conninfo: str, *, schema: str | None = None, max_size: int = 8) -> None:
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
@@ -152,14 +159,11 @@ class PostgresStore:
                 await conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
-            cursor = await conn.execute(
-                "SELECT to_regclass(format('%I.contexts', current_schema())) IS NOT NULL"
-            )
-            row = await cursor.fetchone()
-            if not (row and row[0]):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        await conn.execute(statement.encode())
+            # Every statement is idempotent: a newer release adds its tables to an old
+            # database the same way it creates them in a new one.
+            for statement in (_SCHEMA + HISTORY_SCHEMA + OUTBOX_SCHEMA).split(";"):
+                if statement.strip():
+                    await conn.execute(statement.encode())
             cursor = await conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
             row = await cursor.fetchone()
             if row is None:
@@ -175,7 +179,7 @@ class PostgresStore:
     async def clear(self) -> None:
         """Delete every entity, tenant and @context document (tests, demo resets)."""
         async with self._connection() as conn, conn.transaction():
-            for table in ("entities", "tenants", "contexts"):
+            for table in ("entities", "tenants", "contexts", *HISTORY_TABLES, *OUTBOX_TABLES):
                 await conn.execute(f"DELETE FROM {table}".encode())
         self._tenants.clear()
 
@@ -440,6 +444,9 @@ async def _mutate(
         await conn.execute(
             "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,)
         )
+    # History and notifications commit with the state they describe, or not at all.
+    await record_history(conn, tenant, plan.outcomes)
+    await record_changes(conn, tenant, plan.outcomes)
     return plan
 
 

@@ -29,6 +29,10 @@ import orjson
 from cityverse.core.model import Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
 from cityverse.store.changes import Pager, chunks, logger, plan_changes
+from cityverse.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
+from cityverse.store.sqlite_outbox import SqliteOutbox, record_changes
+from cityverse.store.sqlite_temporal import SCHEMA as HISTORY_SCHEMA
+from cityverse.store.sqlite_temporal import SqliteTemporal, record_history
 from cityverse.store.sqlq import sqlite_condition
 
 SCHEMA_VERSION = 1
@@ -65,8 +69,8 @@ _Job = Callable[[sqlite3.Connection], Any]
 _Request = tuple[_Job, "concurrent.futures.Future[Any]"]
 
 
-class SqliteStore:
-    """Entities and @context documents in one SQLite file."""
+class SqliteStore(SqliteTemporal, SqliteOutbox):
+    """Entities, their history, subscriptions and @context documents in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -307,7 +311,7 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Request]) -> None:
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
-    for statement in _SCHEMA.split(";"):
+    for statement in (_SCHEMA + HISTORY_SCHEMA + OUTBOX_SCHEMA).split(";"):
         if statement.strip():
             conn.execute(statement)
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -369,6 +373,9 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
             [(tenant, t, seq) for seq, row in numbered for t in row.entity["type"]],
         )
     conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+    # History and notifications commit with the state they describe, or not at all.
+    record_history(conn, tenant, plan.outcomes)
+    record_changes(conn, tenant, plan.outcomes)
     return plan.outcomes
 
 

@@ -1,0 +1,21 @@
+"""Subscriptions and the notification outbox in the postgres store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityverse.store.base import Outcome
+
+SCHEMA = ""
+"""Tables and indexes of subscriptions and the outbox, created with the store's own."""
+
+TABLES: tuple[str, ...] = ()
+"""Tables that ``PostgresStore.clear`` empties."""
+
+
+class PostgresOutbox:
+    """Subscription and outbox methods, mixed into the postgres store."""
+
+
+async def record_changes(conn: Any, tenant: str, outcomes: list[Outcome]) -> None:
+    """Record the committed outcomes for notification, in their transaction."""
