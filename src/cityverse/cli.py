@@ -1,17 +1,24 @@
-"""The ``cityverse`` command: ``cityverse serve``, and more to come.
+"""The ``cityverse`` command: ``cityverse serve`` and ``cityverse import KIND FILE``.
 
-Every flag has a ``CITYVERSE_*`` environment variable; flags win.
+Every serve flag has a ``CITYVERSE_*`` environment variable; flags win. Each kind of
+import lives with the code that understands it and adds its own subcommand through a
+``register(commands)`` function (see ``IMPORTERS``); the subcommand sets ``run``, a
+function from the parsed arguments to the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cityverse import __version__
 from cityverse.settings import ENV_PREFIX, Settings
+
+IMPORTERS: tuple[str, ...] = ()
+"""Modules that add a ``cityverse import`` kind, each through ``register(commands)``."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--data-dir", help="data directory (default ./data)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    importer = commands.add_parser("import", help="import data files into the twin")
+    kinds = importer.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for module in IMPORTERS:
+        importlib.import_module(module).register(kinds)
     return parser
 
 
@@ -90,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
 
 
 if __name__ == "__main__":
