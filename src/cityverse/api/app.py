@@ -2,7 +2,9 @@
 
     app = create_app(Settings.from_env())
 
-The store is opened in the lifespan and closed after it; every error, expected or not,
+The store is opened in the lifespan and closed after it, and the app's background
+services (``Service``: delivery of notifications, the IoT agent, history retention)
+start after the store opens and stop before it closes. Every error, expected or not,
 leaves as ProblemDetails.
 """
 
@@ -13,7 +15,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -39,6 +41,19 @@ from cityverse.settings import Settings
 from cityverse.store.base import EntityStore, open_store
 
 log = logging.getLogger("cityverse")
+
+
+class Service(Protocol):
+    """A background task that lives as long as the app, over its open store::
+
+    class Retention:
+        async def start(self) -> None: self.task = asyncio.create_task(self.loop())
+        async def stop(self) -> None: self.task.cancel()
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 async def _ngsi_error(request: Request, exc: Exception) -> Response:
@@ -86,13 +101,23 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
         local=hosted_lookup(the_store),
     )
     broker = Broker(settings=settings, store=the_store, contexts=contexts)
+    services: list[Service] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await the_store.open()
+        started: list[Service] = []
         try:
+            for service in services:
+                await service.start()
+                started.append(service)
             yield
         finally:
+            for service in reversed(started):
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("service %s did not stop cleanly", type(service).__name__)
             await the_store.close()
 
     handlers: dict[Any, Any] = {
@@ -109,6 +134,7 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
         lifespan=lifespan,
     )
     app.state.broker = broker
+    app.state.services = services
     app.state.settings = settings
     app.state.started = time.monotonic()
     return app
