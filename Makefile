@@ -34,8 +34,9 @@ serve: $(STAMP)
 	@mkdir -p data
 	$(BIN)/cityverse serve --host $(HOST) --port $(PORT)
 
-# The demo city is served by the same broker; its data loader plugs in here.
-demo: serve
+# The demo city (Berkane) on its own store in ./data/demo, with its devices and story.
+demo: $(STAMP)
+	$(BIN)/cityverse demo --host $(HOST) --port $(PORT)
 
 check: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/check

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cityverse.api.ngsi_ld import routes
+from cityverse.api import ngsi_ld, subscriptions, temporal
 from cityverse.cli import _parser
 from cityverse.settings import documented_settings
 
@@ -31,12 +31,16 @@ def test_every_cli_flag_is_in_the_readme() -> None:
 
 
 def test_every_endpoint_is_in_the_api_doc() -> None:
-    documented = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/ngsi-ld/v1/\S*)`", API))
-    for route in routes:
+    documented = set(
+        re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/(?:ngsi-ld|cityverse)/v1/\S*)`", API)
+    )
+    for route in [*ngsi_ld.routes, *temporal.routes, *subscriptions.routes]:
         path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
         path = path.replace("{entity_id:entity_id}", "{entityId}")
         path = path.replace("{entity_id}", "{entityId}").replace("{attr}", "{attrId}")
         path = path.replace("{context_id}", "{contextId}")
+        path = path.replace("{instance_id}", "{instanceId}")
+        path = path.replace("{subscription_id}", "{subscriptionId}")
         for method in route.methods or ():
             if method == "HEAD":
                 continue

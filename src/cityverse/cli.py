@@ -1,4 +1,4 @@
-"""The ``cityverse`` command: ``cityverse serve`` and ``cityverse import KIND FILE``.
+"""The ``cityverse`` command: ``serve``, ``demo`` and ``import KIND FILE``.
 
 Every serve flag has a ``CITYVERSE_*`` environment variable; flags win. Each kind of
 import lives with the code that understands it and adds its own subcommand through a
@@ -15,10 +15,19 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cityverse import __version__
+from cityverse.broker.retention import parse_policy
+from cityverse.core.context import ContextResolver
+from cityverse.demo import command as demo_command
 from cityverse.settings import ENV_PREFIX, Settings
 
-IMPORTERS: tuple[str, ...] = ()
+IMPORTERS: tuple[str, ...] = (
+    "cityverse.twins.water.cli",
+    "cityverse.ingest.files",
+    "cityverse.ingest.history",
+)
 """Modules that add a ``cityverse import`` kind, each through ``register(commands)``."""
+EXPORTERS: tuple[str, ...] = ("cityverse.twins.water.cli",)
+"""Modules that add a ``cityverse export`` kind, each through ``register_export(commands)``."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,10 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--data-dir", help="data directory (default ./data)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    demo_command.register(commands)
     importer = commands.add_parser("import", help="import data files into the twin")
     kinds = importer.add_subparsers(dest="kind", required=True, metavar="KIND")
     for module in IMPORTERS:
         importlib.import_module(module).register(kinds)
+    exporter = commands.add_parser("export", help="write the twin's data out as files")
+    export_kinds = exporter.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for module in EXPORTERS:
+        importlib.import_module(module).register_export(export_kinds)
     return parser
 
 
@@ -58,6 +72,8 @@ def serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             log_level=args.log_level,
         )
+        # A bad retention policy is refused here in one line, not in a worker's traceback.
+        parse_policy(settings.temporal_retention, ContextResolver().core)
     except ValueError as exc:
         print(f"cityverse: {exc}", file=sys.stderr)
         return 2

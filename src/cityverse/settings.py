@@ -58,6 +58,42 @@ class Settings:
     temporal_retention: str = ""
     """History kept per entity type, as ``Type=P90D,OtherType=P1Y,*=P5Y`` (ISO 8601
     durations; ``*`` is every other type); empty keeps all history."""
+    tiles_url: str = ""
+    """Raster map tiles for the dashboard's basemap, as a ``{z}/{x}/{y}`` URL template;
+    empty draws the city's own layers on a plain background."""
+    demo_speed: float = 0.0
+    """Speed of the demo city's clock (city seconds per real second); above 0 the app
+    loads the demo city when its store is empty and plays its devices and story
+    (``cityverse demo`` sets it); 0 runs no demo."""
+    notify_timeout: float = 5.0
+    """Seconds one notification may take to deliver (HTTP answer, MQTT acknowledgement)
+    unless its endpoint sets a timeout."""
+    notify_concurrency: int = 8
+    """Notifications in flight at once per endpoint."""
+    notify_retry_base: float = 1.0
+    """Seconds before the first retry of a failed notification; each retry doubles it."""
+    notify_retry_max: float = 300.0
+    """Longest wait between two retries of a notification, in seconds."""
+    notify_retry_for: float = 86400.0
+    """Seconds a notification is retried before it is given up (and counted failed)."""
+    notify_poll: float = 0.05
+    """Seconds between looks at the change log and the outbox when no write in this
+    process wakes the notifier (writes of other processes, retries falling due)."""
+    notify_lease: float = 30.0
+    """Seconds a process holds a notification it is sending; after a crash, another
+    process (or the restarted one) sends it when the lease runs out."""
+    iot_mqtt_url: str = ""
+    """MQTT broker of the IoT agent's device transport, ``mqtt://[user:pass@]host:port``;
+    empty disables MQTT (devices can still use HTTP)."""
+    iot_mqtt_client_id: str = "cityverse-iot"
+    """Client id of the IoT agent's persistent MQTT session (unique per broker)."""
+    iot_rate_limit: float = 20.0
+    """Messages per second one device may send (bursts up to as many); 0 is no limit."""
+    iot_batch_ms: float = 5.0
+    """Milliseconds the IoT agent collects measures before writing them in one batch."""
+    dask_scheduler: str = ""
+    """Dask distributed scheduler (``tcp://host:8786``) that runs the water twin's scenario
+    batches; empty runs them on this machine's cores."""
 
     @property
     def store_url(self) -> str:

@@ -25,10 +25,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityverse import __version__
-from cityverse.api import ngsi_ld
+from cityverse.api import iot, ngsi_ld, subscriptions, temporal, water, water_forecast, water_leaks
 from cityverse.api.http import JSON, problem_response
 from cityverse.broker.jsonld import hosted_lookup
 from cityverse.broker.request import Broker
+from cityverse.broker.retention import Retention
 from cityverse.core.context import ContextResolver
 from cityverse.core.entity import iso_now
 from cityverse.core.errors import (
@@ -37,8 +38,14 @@ from cityverse.core.errors import (
     NgsiError,
     ResourceNotFound,
 )
+from cityverse.demo.service import DemoService
+from cityverse.ingest.iot.agent import IotAgent
+from cityverse.notify.service import Notifier
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore, open_store
+from cityverse.twins.water.demand import DemandForecasts
+from cityverse.twins.water.jobs import WaterJobs
+from cityverse.ui import routes as ui_routes
 
 log = logging.getLogger("cityverse")
 
@@ -102,6 +109,13 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
     )
     broker = Broker(settings=settings, store=the_store, contexts=contexts)
     services: list[Service] = []
+    services.append(Retention.for_broker(broker))
+    services.append(IotAgent(broker))
+    services.append(WaterJobs(broker))
+    services.append(DemandForecasts(the_store))
+    notifier = Notifier.for_broker(broker)
+    if notifier is not None:
+        services.append(notifier)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -128,13 +142,24 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
     app = Starlette(
         routes=[
             *ngsi_ld.routes,
+            *iot.routes,
+            *temporal.routes,
+            *subscriptions.routes,
             Route(ngsi_ld.PREFIX + "/info/sourceIdentity", source_identity, methods=["GET"]),
+            *water.routes,
+            *water_leaks.routes,
+            *water_forecast.routes,
+            *ui_routes,
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    if settings.demo_speed > 0:
+        # The demo city: loaded into the store, then played through this same API.
+        services.append(DemoService(broker, settings))
     app.state.broker = broker
     app.state.services = services
+    app.state.notifier = notifier
     app.state.settings = settings
     app.state.started = time.monotonic()
     return app

@@ -7,6 +7,7 @@ operation such as ``entities.create(broker, call, body)``; operations never see 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cityverse.core.context import Context, ContextResolver
@@ -25,6 +26,9 @@ class Broker:
     store: EntityStore
     contexts: ContextResolver
     _known_tenants: set[str] = field(default_factory=lambda: {DEFAULT_TENANT})
+    listeners: list[Callable[[str, str], None]] = field(default_factory=list)
+    """Called with (event, tenant) after a commit: ``written`` after every entity write,
+    ``subscriptions`` after a subscription changes. The notifier wakes on them."""
 
     async def check_tenant(self, tenant: str) -> None:
         """Raise NonexistentTenant when a read names a tenant that holds no data."""
@@ -36,8 +40,15 @@ class Broker:
         raise NonexistentTenant(f"tenant {tenant!r} does not exist")
 
     def tenant_written(self, tenant: str) -> None:
-        """Remember that a write created ``tenant``."""
+        """Remember that a write created ``tenant`` (and tell the listeners it wrote)."""
         self._known_tenants.add(tenant)
+        for listener in self.listeners:
+            listener("written", tenant)
+
+    def signal(self, event: str, tenant: str) -> None:
+        """Tell the listeners that ``event`` happened in ``tenant``."""
+        for listener in self.listeners:
+            listener(event, tenant)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,882 @@
-"""History of entities in the sqlite store: the TemporalStore half of it."""
+"""History of entities in the sqlite store: the TemporalStore half of it.
+
+Layout (times are epoch milliseconds, see ``store/history.py``):
+
+- ``history_entities``: each entity that has or had history (types and scope as JSON,
+  ``deleted_at`` once deleted), numbered by ``hid`` in the order they appeared.
+- ``history_series``: one row per (entity, attribute, datasetId), numbered by ``sid``;
+  ``''`` stands for the default instance. ``template`` is the first document the series
+  held: an instance whose document is the same (a sensor's type and unitCode, reading
+  after reading) stores NULL instead.
+- ``history_instances``: a ``WITHOUT ROWID`` table whose key (sid, observed, iid) keeps
+  each series' instances together in observation order, so a window or a lastN reads
+  contiguous pages. A number is kept in ``num`` (untyped, so integers stay integers)
+  rather than in the document, so that aggregation runs in SQL. ``iid`` comes from
+  ``history_counter`` and makes the instanceId.
+- ``history_hourly`` / ``history_daily``: rollups per series and UTC hour/day (see
+  ``store/timeseries.py``), kept exact by every write.
+
+Writes run on the store's writer thread, inside its transaction; reads on pooled readers.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cityverse.store.base import Outcome
+import orjson
 
-SCHEMA = ""
+from cityverse.core.model import Instance
+from cityverse.store import timeseries as ts
+from cityverse.store.base import EntityFilter, Outcome
+from cityverse.store.changes import chunks
+from cityverse.store.history import (
+    NO_TIME,
+    EntityHistory,
+    Record,
+    change_time,
+    entity_history,
+    instance_number,
+    now_ms,
+    record,
+    split_number,
+)
+from cityverse.store.temporal import (
+    AttributeHistory,
+    Bucket,
+    HistoryEntity,
+    HistoryPage,
+    ImportRow,
+    Period,
+    TimeWindow,
+)
+from cityverse.store.timeseries import Aggregation, Pager, Partial, Segments
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history_entities (
+    hid INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    types TEXT NOT NULL,
+    scope TEXT,
+    deleted_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_entities_tenant_id ON history_entities (tenant, id);
+CREATE TABLE IF NOT EXISTS history_series (
+    sid INTEGER PRIMARY KEY,
+    hid INTEGER NOT NULL,
+    attr TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    template BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_series_key ON history_series (hid, attr, dataset);
+CREATE TABLE IF NOT EXISTS history_instances (
+    sid INTEGER NOT NULL,
+    observed INTEGER NOT NULL,
+    iid INTEGER NOT NULL,
+    created INTEGER,
+    modified INTEGER,
+    deleted INTEGER,
+    num,
+    doc BLOB,
+    PRIMARY KEY (sid, observed, iid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_hourly (
+    sid INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    cnt INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    s REAL NOT NULL,
+    ss REAL NOT NULL,
+    mn REAL,
+    mx REAL,
+    PRIMARY KEY (sid, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_daily (
+    sid INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    cnt INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    s REAL NOT NULL,
+    ss REAL NOT NULL,
+    mn REAL,
+    mx REAL,
+    PRIMARY KEY (sid, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_counter (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
 """Tables and indexes of the history, created with the store's own."""
+
+IMPORT_CHUNK = 100_000
+"""Instances per transaction of a bulk import."""
+FEW = 8
+"""Entities or series up to which a write looks each up alone rather than in bulk."""
+
+_INSERT = (
+    "INSERT INTO history_instances (sid, observed, iid, created, modified, deleted, num, doc) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS = "observed, iid, created, modified, deleted, doc, num"
+_RANGES = (
+    "WITH r(k, lo, hi) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' "
+    "FROM json_each(?)) "
+)
+# total() rather than sum(): num keeps integers as integers, and total() never overflows.
+_RAW = "count(*), count(num), total(num), total(num * num), min(num), max(num)"
+_VALUE_MEMBERS = ("value", "object", "vocab", "languageMap", "valueList", "objectList", "json")
+# For distinctCount: the number, else the value member as JSON text. A row without its
+# own document holds the series' template, given as the parameter (once per member).
+_DISTINCT = (
+    ", count(DISTINCT coalesce(num, "
+    + ", ".join(f"CAST(coalesce(doc, ?) AS TEXT) -> '$.{m}'" for m in _VALUE_MEMBERS)
+    + "))"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _ranges(segments: list[ts.Segment]) -> str:
+    return _json([(k, lo, hi) for k, lo, hi in segments])
 
 
 class SqliteTemporal:
     """TemporalStore methods, mixed into the sqlite store."""
 
+    if TYPE_CHECKING:
+
+        async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        def _read(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+        def _check_open(self) -> None: ...
+
+    async def _reading(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_open()
+        return await asyncio.to_thread(self._read, fn, *args)
+
+    async def history_entities(
+        self,
+        tenant: str,
+        flt: EntityFilter,
+        *,
+        limit: int | None,
+        offset: int = 0,
+        count: bool = False,
+    ) -> HistoryPage:
+        """Entities with history matching ``flt`` (predicates tested on the current
+        entity; a deleted entity matches only a filter without predicates), oldest
+        first."""
+        return await self._reading(_history_entities, tenant, flt, limit, offset, count)
+
+    async def instances(
+        self,
+        tenant: str,
+        entity_id: str,
+        attrs: frozenset[str] | None,
+        window: TimeWindow,
+        *,
+        last_n: int | None,
+        limit: int,
+    ) -> dict[str, AttributeHistory]:
+        """Per attribute (all when ``attrs`` is None), its instances in ``window``."""
+        return await self._reading(_instances, tenant, entity_id, attrs, window, last_n, limit)
+
+    async def aggregate(
+        self,
+        tenant: str,
+        entity_id: str,
+        attrs: frozenset[str] | None,
+        window: TimeWindow,
+        period: Period | None,
+        methods: frozenset[str],
+    ) -> dict[str, list[Bucket]]:
+        """Per attribute, ``methods`` over each period of ``window``."""
+        return await self._reading(_aggregate, tenant, entity_id, attrs, window, period, methods)
+
+    async def append_history(
+        self, tenant: str, entity_id: str, types: list[str], attrs: dict[str, list[Instance]]
+    ) -> None:
+        """Add instances to an entity's history (creating it), leaving the current
+        entity alone."""
+        now = now_ms()
+        records = [record(name, i, now) for name, instances in attrs.items() for i in instances]
+        change = EntityHistory(entity_id, list(types), None, None, records)
+        await self._write(lambda conn: _append(conn, tenant, [change], merge_types=True))
+
+    async def delete_history(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str | None = None,
+        *,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+    ) -> bool:
+        """Delete an entity's whole history, or one attribute's; False if there was none."""
+        return await self._write(
+            lambda conn: _delete_history(conn, tenant, entity_id, attr, dataset_id, delete_all)
+        )
+
+    async def modify_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str, instance: Instance
+    ) -> bool:
+        """Replace one history instance, keeping its instanceId; False if not found."""
+        number_ = instance_number(instance_id)
+        if number_ is None:
+            return False
+        replacement = record(attr, instance, now_ms())
+        return await self._write(
+            lambda conn: _modify(conn, tenant, entity_id, attr, number_, replacement)
+        )
+
+    async def delete_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str
+    ) -> bool:
+        """Delete one history instance; False if not found."""
+        number_ = instance_number(instance_id)
+        if number_ is None:
+            return False
+        return await self._write(lambda conn: _modify(conn, tenant, entity_id, attr, number_, None))
+
+    async def import_history(self, tenant: str, rows: Iterable[ImportRow]) -> int:
+        """Add many instances at storage speed; returns how many were added.
+
+        Rows are taken in chunks (parsed in a worker thread while the writer stores the
+        previous chunk); each chunk commits with its rollups, so an interrupted import
+        keeps whole chunks only.
+        """
+        self._check_open()
+        now = now_ms()
+        source = iter(rows)
+        added = 0
+        pending: asyncio.Future[int] | None = None
+        try:
+            while True:
+                chunk = await asyncio.to_thread(_take, source, IMPORT_CHUNK)
+                if pending is not None:
+                    stored, pending = pending, None
+                    added += await stored
+                if not chunk:
+                    return added
+                pending = asyncio.ensure_future(self._write(_importer(tenant, chunk, now)))
+        finally:
+            if pending is not None:
+                # Reading failed while the writer stored the previous chunk: let it finish.
+                await asyncio.shield(pending)
+
+    async def apply_retention(self, tenant: str, keep: dict[str, int], now: int) -> int:
+        """Delete instances older than ``now - keep[type]`` (type ``*``: every other
+        type); returns how many were deleted. Rollups stay exact."""
+        if not keep:
+            return 0
+        return await self._write(lambda conn: _retention(conn, tenant, keep, now))
+
 
 def record_history(conn: Any, tenant: str, outcomes: list[Outcome]) -> None:
     """Append the instances the committed outcomes created, in their transaction."""
+    changes: list[EntityHistory] = []
+    for outcome in outcomes:
+        if outcome.error is not None or outcome.new is outcome.old:
+            continue
+        change = entity_history(outcome.old, outcome.new, change_time(outcome.old, outcome.new))
+        if change is not None:
+            changes.append(change)
+    if changes:
+        _append(conn, tenant, changes, merge_types=False)
+
+
+# -- writes (on the writer thread, inside its transaction) --------------------------------
+
+
+_Key = tuple[int, str, str]
+"""A series: (hid, attribute, datasetId or '')."""
+
+
+class _Series:
+    """The series rows are written to: their sids and the document each one omits."""
+
+    def __init__(self, conn: sqlite3.Connection, keys: set[_Key]) -> None:
+        self.sids: dict[_Key, int] = {}
+        self.templates: dict[int, bytes | None] = {}
+        self._new: list[tuple[bytes, int]] = []
+        if len(keys) <= FEW:
+            # The usual live write: a lookup (or an insert) per series.
+            for key in sorted(keys):
+                row = conn.execute(
+                    "SELECT sid, template FROM history_series "
+                    "WHERE hid = ? AND attr = ? AND dataset = ?",
+                    key,
+                ).fetchone()
+                if row is None:
+                    row = conn.execute(
+                        "INSERT INTO history_series (hid, attr, dataset) VALUES (?, ?, ?) "
+                        "RETURNING sid, template",
+                        key,
+                    ).fetchone()
+                self.sids[key] = row[0]
+                self.templates[row[0]] = row[1]
+            return
+        ordered = sorted(keys)
+        conn.executemany(
+            "INSERT OR IGNORE INTO history_series (hid, attr, dataset) VALUES (?, ?, ?)", ordered
+        )
+        rows = conn.execute(
+            "SELECT hid, attr, dataset, sid, template FROM history_series "
+            "WHERE hid IN (SELECT value FROM json_each(?))",
+            (_json(sorted({hid for hid, _, _ in ordered})),),
+        )
+        for hid, attr, dataset, sid, template in rows:
+            self.sids[(hid, attr, dataset)] = sid
+            self.templates[sid] = template
+
+    def doc(self, sid: int, doc: bytes) -> bytes | None:
+        """What a row stores for ``doc``: None when it is the series' template (the
+        first document the series held), so that a sensor's repeated metadata is kept
+        once."""
+        template = self.templates.get(sid)
+        if template is None:
+            self.templates[sid] = doc
+            self._new.append((doc, sid))
+            return None
+        return None if template == doc else doc
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Store the templates given to new series."""
+        if self._new:
+            conn.executemany(
+                "UPDATE history_series SET template = ? WHERE sid = ? AND template IS NULL",
+                self._new,
+            )
+            self._new.clear()
+
+
+def _append(
+    conn: sqlite3.Connection, tenant: str, changes: list[EntityHistory], *, merge_types: bool
+) -> None:
+    hids = _entities(conn, tenant, changes, merge_types)
+    records = [(hids[change.id], r) for change in changes for r in change.records]
+    if records:
+        series = _Series(conn, {(hid, r.attr, r.dataset_id or "") for hid, r in records})
+        iid = _take_ids(conn, len(records))
+        rows = []
+        for i, (hid, r) in enumerate(records, start=iid):
+            sid = series.sids[(hid, r.attr, r.dataset_id or "")]
+            doc, num = split_number(r.instance)
+            rows.append(
+                (sid, r.observed, i, r.created, r.modified, r.deleted, num, series.doc(sid, doc))
+            )
+        series.save(conn)
+        conn.executemany(_INSERT, rows)
+        _add_to_rollups(conn, [(row[0], row[1], row[6]) for row in rows if row[1] != NO_TIME])
+    if merge_types:
+        # mutate records the tenant itself; a temporal write must too.
+        conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+
+
+def _entities(
+    conn: sqlite3.Connection, tenant: str, changes: list[EntityHistory], merge_types: bool
+) -> dict[str, int]:
+    """Record the entities (types, scope, deletion) and return their hids. With
+    ``merge_types`` the types are added to those known and nothing else changes."""
+    final = {change.id: change for change in changes}
+    if not merge_types and len(final) <= FEW:
+        # The usual live write: one statement per entity, rewriting its row.
+        return {
+            c.id: conn.execute(
+                "INSERT INTO history_entities (tenant, id, types, scope, deleted_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
+                "types = excluded.types, scope = excluded.scope, "
+                "deleted_at = excluded.deleted_at RETURNING hid",
+                _entity_row(tenant, c),
+            ).fetchone()[0]
+            for c in final.values()
+        }
+    if merge_types:
+        conn.executemany(
+            "INSERT INTO history_entities (tenant, id, types) VALUES (?, ?, '[]') "
+            "ON CONFLICT (tenant, id) DO NOTHING",
+            [(tenant, entity_id) for entity_id in final],
+        )
+    else:
+        conn.executemany(
+            "INSERT INTO history_entities (tenant, id, types, scope, deleted_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
+            "types = excluded.types, scope = excluded.scope, deleted_at = excluded.deleted_at "
+            "WHERE (types, scope, deleted_at) IS NOT (excluded.types, excluded.scope, "
+            "excluded.deleted_at)",
+            [_entity_row(tenant, c) for c in final.values()],
+        )
+    hids: dict[str, int] = {}
+    updates = []
+    rows = []
+    for part in chunks(list(final)):
+        rows += conn.execute(
+            "SELECT id, hid, types FROM history_entities WHERE tenant = ? "
+            f"AND id IN ({','.join('?' * len(part))})",
+            (tenant, *part),
+        ).fetchall()
+    for entity_id, hid, types in rows:
+        hids[entity_id] = hid
+        if merge_types:
+            known = orjson.loads(types)
+            merged = list(dict.fromkeys([*known, *final[entity_id].types]))
+            if merged != known:
+                updates.append((_json(merged), hid))
+    if updates:
+        conn.executemany("UPDATE history_entities SET types = ? WHERE hid = ?", updates)
+    return hids
+
+
+def _entity_row(tenant: str, c: EntityHistory) -> tuple[Any, ...]:
+    scope = None if c.scope is None else _json(c.scope)
+    return (tenant, c.id, _json(c.types), scope, c.deleted_at)
+
+
+def _take_ids(conn: sqlite3.Connection, count: int) -> int:
+    """Reserve ``count`` instance numbers; returns the first. Numbers are never reused."""
+    (top,) = conn.execute(
+        "INSERT INTO history_counter (name, value) VALUES ('instance', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value RETURNING value",
+        (count,),
+    ).fetchone()
+    return int(top) - count + 1
+
+
+def _add_to_rollups(
+    conn: sqlite3.Connection, rows: list[tuple[int, int, int | float | None]]
+) -> None:
+    if not rows:
+        return
+    for table, params in ts.increments(rows).items():
+        conn.executemany(ts.UPSERTS[table], params)
+
+
+def _rebuild(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
+    for statement, params in ts.rebuild_steps(sid, lo, hi, _RAW):
+        conn.execute(statement, params)
+
+
+def _entity_series(
+    conn: sqlite3.Connection, tenant: str, entity_id: str
+) -> tuple[int | None, list[tuple[int, str, str]]]:
+    row = conn.execute(
+        "SELECT hid FROM history_entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
+    ).fetchone()
+    if row is None:
+        return None, []
+    series = conn.execute(
+        "SELECT sid, attr, dataset FROM history_series WHERE hid = ? ORDER BY attr, dataset",
+        (row[0],),
+    ).fetchall()
+    return row[0], series
+
+
+def _drop_series(conn: sqlite3.Connection, sids: list[int]) -> None:
+    for table in ("history_instances", "history_hourly", "history_daily", "history_series"):
+        conn.executemany(f"DELETE FROM {table} WHERE sid = ?", [(sid,) for sid in sids])
+
+
+def _delete_history(
+    conn: sqlite3.Connection,
+    tenant: str,
+    entity_id: str,
+    attr: str | None,
+    dataset_id: str | None,
+    delete_all: bool,
+) -> bool:
+    hid, series = _entity_series(conn, tenant, entity_id)
+    if hid is None:
+        return False
+    if attr is None:
+        _drop_series(conn, [sid for sid, _, _ in series])
+        conn.execute("DELETE FROM history_entities WHERE hid = ?", (hid,))
+        return True
+    chosen = [
+        sid
+        for sid, name, dataset in series
+        if name == attr and (delete_all or dataset == (dataset_id or ""))
+    ]
+    _drop_series(conn, chosen)
+    return bool(chosen)
+
+
+def _modify(
+    conn: sqlite3.Connection,
+    tenant: str,
+    entity_id: str,
+    attr: str,
+    iid: int,
+    replacement: Record | None,
+) -> bool:
+    hid, series = _entity_series(conn, tenant, entity_id)
+    sids = [sid for sid, name, _ in series if name == attr]
+    if hid is None or not sids:
+        return False
+    found = conn.execute(
+        "SELECT sid, observed, created FROM history_instances "
+        "WHERE sid IN (SELECT value FROM json_each(?)) AND iid = ?",
+        (_json(sids), iid),
+    ).fetchone()
+    if found is None:
+        return False
+    sid, observed, created = found
+    conn.execute(
+        "DELETE FROM history_instances WHERE sid = ? AND observed = ? AND iid = ?",
+        (sid, observed, iid),
+    )
+    if observed != NO_TIME:
+        _rebuild(conn, sid, observed, observed)
+    if replacement is None:
+        return True
+    r = replacement
+    key = (hid, attr, r.dataset_id or "")
+    target = _Series(conn, {key})
+    new_sid = target.sids[key]
+    doc, num = split_number(r.instance)
+    stored = target.doc(new_sid, doc)
+    target.save(conn)
+    kept = r.created if "createdAt" in r.instance else created
+    conn.execute(_INSERT, (new_sid, r.observed, iid, kept, r.modified, r.deleted, num, stored))
+    if r.observed != NO_TIME:
+        _rebuild(conn, new_sid, r.observed, r.observed)
+    return True
+
+
+def _retention(conn: sqlite3.Connection, tenant: str, keep: dict[str, int], now: int) -> int:
+    removed = 0
+    entities = conn.execute(
+        "SELECT hid, types, deleted_at FROM history_entities WHERE tenant = ?", (tenant,)
+    ).fetchall()
+    for hid, types, deleted_at in entities:
+        kept = ts.kept_for(orjson.loads(types), keep)
+        if kept is None:
+            continue
+        cut = now - kept
+        series = conn.execute("SELECT sid FROM history_series WHERE hid = ?", (hid,)).fetchall()
+        for (sid,) in series:
+            removed += conn.execute(
+                "DELETE FROM history_instances WHERE sid = ? AND observed < ? AND "
+                "(observed != ? OR coalesce(modified, created, deleted, 0) < ?)",
+                (sid, cut, NO_TIME, cut),
+            ).rowcount
+            hour, day = ts.floor_to(cut, ts.HOUR), ts.floor_to(cut, ts.DAY)
+            conn.execute("DELETE FROM history_hourly WHERE sid = ? AND bucket < ?", (sid, hour))
+            conn.execute("DELETE FROM history_daily WHERE sid = ? AND bucket < ?", (sid, day))
+            _rebuild(conn, sid, cut, cut)
+            if conn.execute("SELECT 1 FROM history_instances WHERE sid = ?", (sid,)).fetchone():
+                continue
+            _drop_series(conn, [sid])
+        # A deleted entity whose whole history has expired is forgotten.
+        expired = deleted_at is not None and deleted_at < cut
+        if (
+            expired
+            and not conn.execute("SELECT 1 FROM history_series WHERE hid = ?", (hid,)).fetchone()
+        ):
+            conn.execute("DELETE FROM history_entities WHERE hid = ?", (hid,))
+    return removed
+
+
+# -- bulk import --------------------------------------------------------------------------
+
+
+def _take(source: Iterator[ImportRow], count: int) -> list[ImportRow]:
+    return list(islice(source, count))
+
+
+def _importer(tenant: str, chunk: list[ImportRow], now: int) -> Callable[[sqlite3.Connection], int]:
+    return lambda conn: _import_chunk(conn, tenant, chunk, now)
+
+
+def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: list[ImportRow], now: int) -> int:
+    types: dict[str, tuple[str, ...]] = {}
+    keys: set[tuple[str, str, str]] = set()
+    for entity_id, row_types, attr, _, _, dataset in chunk:
+        keys.add((entity_id, attr, dataset or ""))
+        known = types.get(entity_id)
+        if known is None:
+            types[entity_id] = row_types
+        elif known is not row_types and known != row_types:
+            types[entity_id] = tuple(dict.fromkeys([*known, *row_types]))
+    changes = [EntityHistory(i, list(t), None, None, []) for i, t in types.items()]
+    hids = _entities(conn, tenant, changes, merge_types=True)
+    series = _Series(conn, {(hids[entity_id], attr, dataset) for entity_id, attr, dataset in keys})
+    sids = {key: series.sids[(hids[key[0]], key[1], key[2])] for key in keys}
+    templates = series.templates
+    first = _take_ids(conn, len(chunk))
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    # The loop below runs once per instance imported: kept lean on purpose.
+    for iid, (entity_id, _, attr, observed, inst, dataset) in enumerate(chunk, start=first):
+        if dataset is not None and inst.get("datasetId") != dataset:
+            inst = {**inst, "datasetId": dataset}
+        doc, num = split_number(inst)
+        if "createdAt" in inst or "modifiedAt" in inst or "deletedAt" in inst:
+            times = record(attr, inst, now)
+            created, modified, deleted = times.created, times.modified, times.deleted
+        else:
+            created, modified, deleted = now, now, None
+        sid = sids[(entity_id, attr, dataset or "")]
+        template = templates.get(sid)
+        if template == doc:
+            stored = None
+        elif template is None:
+            stored = series.doc(sid, doc)
+        else:
+            stored = doc
+        append((sid, observed, iid, created, modified, deleted, num, stored))
+    series.save(conn)
+    conn.executemany(_INSERT, rows)
+    times_seen = [row[1] for row in rows if row[1] != NO_TIME]
+    if times_seen:
+        _add_imported_to_rollups(conn, list(sids.values()), min(times_seen), max(times_seen), first)
+    conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+    return len(rows)
+
+
+def _add_imported_to_rollups(
+    conn: sqlite3.Connection, sids: list[int], lo: int, hi: int, first: int
+) -> None:
+    """Add the figures of the rows just imported (iid >= first, observed in [lo, hi]) to
+    the rollups, computed in SQL."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS history_increments (sid INTEGER, bucket INTEGER, "
+        "cnt INTEGER, n INTEGER, s REAL, ss REAL, mn, mx)"
+    )
+    conn.execute(
+        "WITH r(sid, lo, hi) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' "
+        "FROM json_each(?)) INSERT INTO history_increments "
+        f"SELECT i.sid, {ts.floor_sql('i.observed', ts.HOUR)} AS b, {_RAW} "
+        "FROM r CROSS JOIN history_instances i WHERE i.sid = r.sid AND i.observed >= r.lo "
+        "AND i.observed <= r.hi AND i.iid >= ? GROUP BY i.sid, b",
+        (_json([(sid, lo, hi) for sid in sorted(set(sids))]), first),
+    )
+    for table, unit in ts.ROLLUP_TABLES:
+        conn.execute(
+            ts.UPSERT_ROLLUP.format(table=table).replace(
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"SELECT sid, {ts.floor_sql('bucket', unit)} AS b, sum(cnt), sum(n), sum(s), "
+                "sum(ss), min(mn), max(mx) FROM history_increments WHERE true GROUP BY sid, b",
+            )
+        )
+    conn.execute("DELETE FROM history_increments")
+
+
+# -- reads (on a reader connection, in a worker thread) -----------------------------------
+
+
+def _history_entities(
+    conn: sqlite3.Connection,
+    tenant: str,
+    flt: EntityFilter,
+    limit: int | None,
+    offset: int,
+    count: bool,
+) -> HistoryPage:
+    where = ["h.tenant = ?"]
+    params: list[Any] = [tenant]
+    if flt.ids is not None:
+        where.append("h.id IN (SELECT value FROM json_each(?))")
+        params.append(_json(sorted(flt.ids)))
+    if flt.type_names is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM json_each(h.types) t "
+            "WHERE t.value IN (SELECT value FROM json_each(?)))"
+        )
+        params.append(_json(sorted(flt.type_names)))
+    if flt.attrs is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM history_series s WHERE s.hid = h.hid "
+            "AND s.attr IN (SELECT value FROM json_each(?)))"
+        )
+        params.append(_json(sorted(flt.attrs)))
+    if flt.predicates:
+        current = "e.doc"
+        join = " LEFT JOIN entities e ON e.tenant = h.tenant AND e.id = h.id"
+    else:
+        current, join = "NULL", ""
+    sql = (
+        f"SELECT h.id, h.types, h.scope, h.deleted_at, {current} FROM history_entities h{join} "
+        f"WHERE {' AND '.join(where)} ORDER BY h.hid"
+    )
+    page = Pager(limit, offset, count)
+    for entity_id, types, scope, deleted_at, doc in conn.execute(sql, params):
+        if not _matches(flt, entity_id, doc):
+            continue
+        if page.wanted():
+            scopes = None if scope is None else orjson.loads(scope)
+            page.found.append(HistoryEntity(entity_id, orjson.loads(types), deleted_at, scopes))
+        if page.counted():
+            break
+    return page.result()
+
+
+def _matches(flt: EntityFilter, entity_id: str, doc: Any) -> bool:
+    if flt.id_pattern is not None and not flt.id_pattern.fullmatch(entity_id):
+        return False
+    if flt.predicates:
+        if doc is None:
+            return False
+        current = orjson.loads(doc)
+        return all(p.matches(current) for p in flt.predicates)
+    return True
+
+
+_Found = tuple[int, str | None, bytes | None]
+"""A series read: sid, datasetId, template."""
+
+
+def _series(
+    conn: sqlite3.Connection, tenant: str, entity_id: str, attrs: frozenset[str] | None
+) -> dict[str, list[_Found]]:
+    sql = (
+        "SELECT s.sid, s.attr, s.dataset, s.template FROM history_entities h "
+        "JOIN history_series s ON s.hid = h.hid WHERE h.tenant = ? AND h.id = ?"
+    )
+    params: list[Any] = [tenant, entity_id]
+    if attrs is not None:
+        sql += " AND s.attr IN (SELECT value FROM json_each(?))"
+        params.append(_json(sorted(attrs)))
+    out: dict[str, list[_Found]] = {}
+    for sid, attr, dataset, template in conn.execute(sql + " ORDER BY s.attr, s.dataset", params):
+        out.setdefault(attr, []).append((sid, dataset or None, template))
+    return out
+
+
+def _instances(
+    conn: sqlite3.Connection,
+    tenant: str,
+    entity_id: str,
+    attrs: frozenset[str] | None,
+    window: TimeWindow,
+    last_n: int | None,
+    limit: int,
+) -> dict[str, AttributeHistory]:
+    column, lo, hi = ts.window_bounds(window)
+    want = max(0, limit if last_n is None else min(last_n, limit))
+    newest = last_n is not None
+    order = "DESC" if newest else "ASC"
+    select = (
+        f"SELECT {column}, {_COLUMNS} FROM history_instances WHERE sid = ? AND {column} >= ? "
+        f"AND {column} < ? ORDER BY {column} {order}, iid {order} LIMIT ?"
+    )
+    out: dict[str, AttributeHistory] = {}
+    for attr, series in _series(conn, tenant, entity_id, attrs).items():
+        total = 0
+        rows: list[tuple[Any, ...]] = []
+        for sid, _, template in series:
+            total += _count(conn, sid, column, lo, hi)
+            for row in conn.execute(select, (sid, lo, hi, want)):
+                rows.append(row if row[6] is not None else (*row[:6], template, row[7]))
+        if total:
+            out[attr] = ts.attribute_history(rows, total, want, newest)
+    return out
+
+
+def _count(conn: sqlite3.Connection, sid: int, column: str, lo: int, hi: int) -> int:
+    if column != "observed":
+        (n,) = conn.execute(
+            f"SELECT count(*) FROM history_instances WHERE sid = ? AND {column} >= ? "
+            f"AND {column} < ?",
+            (sid, lo, hi),
+        ).fetchone()
+        return int(n)
+    sql, params = ts.count_sql(sid, lo, hi)
+    (n,) = conn.execute(sql, params).fetchone()
+    return int(n)
+
+
+def _span(
+    conn: sqlite3.Connection, sid: int, column: str, lo: int, hi: int
+) -> tuple[int | None, int | None]:
+    where = f"FROM history_instances WHERE sid = ? AND {column} >= ? AND {column} < ?"
+    (first,) = conn.execute(f"SELECT min({column}) {where}", (sid, lo, hi)).fetchone()
+    (last,) = conn.execute(f"SELECT max({column}) {where}", (sid, lo, hi)).fetchone()
+    return first, last
+
+
+def _aggregate(
+    conn: sqlite3.Connection,
+    tenant: str,
+    entity_id: str,
+    attrs: frozenset[str] | None,
+    window: TimeWindow,
+    period: Period | None,
+    methods: frozenset[str],
+) -> dict[str, list[Bucket]]:
+    column, lo, hi = ts.window_bounds(window)
+    out: dict[str, list[Bucket]] = {}
+    for attr, series in _series(conn, tenant, entity_id, attrs).items():
+        spans = [_span(conn, sid, column, lo, hi) for sid, _, _ in series]
+        firsts = [a for a, _ in spans if a is not None]
+        lasts = [b for _, b in spans if b is not None]
+        if not firsts or not lasts:
+            continue
+        plan = ts.plan_aggregation(window, period, methods, min(firsts), max(lasts))
+        buckets: list[Bucket] = []
+        for sid, dataset, template in series:
+            figures = _series_figures(conn, sid, template, plan)
+            buckets.extend(plan.buckets(figures, dataset))
+        if buckets:
+            out[attr] = buckets
+    return out
+
+
+def _series_figures(
+    conn: sqlite3.Connection, sid: int, template: bytes | None, plan: Aggregation
+) -> dict[int, Partial]:
+    if plan.step is not None:
+        column = plan.column
+        extra, templates = _distinct(plan.distinct, template)
+        rows = conn.execute(
+            f"SELECT ({column} - ?) / ?, {_RAW}{extra} FROM history_instances "
+            f"WHERE sid = ? AND {column} >= ? AND {column} < ? GROUP BY 1",
+            (plan.start, plan.step, *templates, sid, plan.start, plan.end),
+        )
+        return ts.partials(rows, plan.distinct)
+    assert plan.segments is not None
+    return _figures(conn, sid, template, plan.column, plan.segments, plan.distinct)
+
+
+def _distinct(distinct: bool, template: bytes | None) -> tuple[str, tuple[Any, ...]]:
+    if not distinct:
+        return "", ()
+    return _DISTINCT, (template,) * len(_VALUE_MEMBERS)
+
+
+def _figures(
+    conn: sqlite3.Connection,
+    sid: int,
+    template: bytes | None,
+    column: str,
+    plan: Segments,
+    distinct: bool,
+) -> dict[int, Partial]:
+    out: dict[int, Partial] = {}
+    for table, segments in (("history_daily", plan.daily), ("history_hourly", plan.hourly)):
+        if segments:
+            rows = conn.execute(
+                _RANGES + "SELECT r.k, sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx) "
+                f"FROM r CROSS JOIN {table} d WHERE d.sid = ? AND d.bucket >= r.lo "
+                "AND d.bucket < r.hi GROUP BY r.k",
+                (_ranges(segments), sid),
+            )
+            ts.partials(rows, False, out)
+    if plan.raw:
+        extra, templates = _distinct(distinct, template)
+        rows = conn.execute(
+            _RANGES + f"SELECT r.k, {_RAW}{extra} FROM r CROSS JOIN history_instances i "
+            f"WHERE i.sid = ? AND i.{column} >= r.lo AND i.{column} < r.hi GROUP BY r.k",
+            (_ranges(plan.raw), *templates, sid),
+        )
+        ts.partials(rows, distinct, out)
+    return out

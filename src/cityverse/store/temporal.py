@@ -12,15 +12,24 @@ records), and by the temporal operations below::
 
 Times cross this interface as integer milliseconds since the Unix epoch (UTC); names are
 expanded IRIs. A stored history instance is the attribute instance as the entity held it
-(model.py shape) plus ``instanceId`` (a URI the store assigns) and, for a deletion,
-``deletedAt``.
+(model.py shape) plus ``instanceId`` (a URI the store assigns,
+``urn:ngsi-ld:attribute:instance:<n>``, never given out twice) and, for a deletion,
+``deletedAt``: a deleted attribute (or every attribute of a deleted entity) is recorded
+as an instance holding the NGSI-LD Null, with ``deletedAt`` = ``modifiedAt`` = the time
+of the deletion and no ``observedAt``, so it shows on the deletedAt and modifiedAt axes
+only.
+
+Aggregation (``aggregate``): totalCount and distinctCount count every instance; sum,
+avg, min, max, stddev (the sample standard deviation) and sumsq use the Property values
+that are JSON numbers (booleans are not) and are None for a period without any. Each
+datasetId is aggregated apart (``Bucket.dataset_id``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cityverse.core.model import Instance
 from cityverse.store.base import EntityFilter
@@ -90,16 +99,25 @@ class AttributeHistory:
 
 @dataclass(slots=True)
 class Bucket:
-    """One aggregation period of one attribute: [start, end) and a value per method."""
+    """One aggregation period of one attribute: [start, end) and a value per method.
+
+    Each datasetId of an attribute is aggregated on its own: ``dataset_id`` says which
+    (None: the default instance). A list of buckets holds the default instance's
+    periods first, then each datasetId's in order, each oldest first.
+    """
 
     start: int
     end: int
     values: dict[str, Any] = field(default_factory=dict)
+    dataset_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ImportRow:
-    """One instance to import in bulk: the attribute instance at ``observed_at``."""
+class ImportRow(NamedTuple):
+    """One instance to import in bulk: the attribute instance at ``observed_at``.
+
+    A named tuple (cheap to build by the million); ``dataset_id`` is the instance's
+    datasetId (the store adds it to the instance when missing).
+    """
 
     entity_id: str
     types: tuple[str, ...]
@@ -136,7 +154,8 @@ class TemporalStore(Protocol):
         last_n: int | None,
         limit: int,
     ) -> dict[str, AttributeHistory]:
-        """Per attribute (all when ``attrs`` is None), its instances in ``window``."""
+        """Per attribute (all when ``attrs`` is None), its instances in ``window``;
+        attributes without any there are left out."""
         ...
 
     async def aggregate(
@@ -150,7 +169,9 @@ class TemporalStore(Protocol):
     ) -> dict[str, list[Bucket]]:
         """Per attribute, ``methods`` over each period of ``window`` (one bucket over the
         whole window when ``period`` is None). Periods start at ``window.start``, or at
-        the first instance when the window has no start; empty periods are left out."""
+        the attribute's first instance when the window has no start; a bucket's ``end``
+        is its start plus the period (the window's end, or the last instance's time
+        plus 1 ms, when ``period`` is None); empty periods are left out."""
         ...
 
     async def append_history(
@@ -191,5 +212,9 @@ class TemporalStore(Protocol):
 
     async def apply_retention(self, tenant: str, keep: dict[str, int], now: int) -> int:
         """Delete instances older than ``now - keep[type]`` (type ``*``: every other
-        type); returns how many were deleted. Rollups stay exact."""
+        type); returns how many were deleted. Rollups stay exact.
+
+        An instance's age is its observedAt, or without one its modifiedAt. An entity of
+        several types keeps the longest of their terms. A deleted entity whose history
+        has all expired is forgotten."""
         ...

@@ -1,0 +1,489 @@
+"""History queries planned once for both stores: windows, periods, rollups, retention.
+
+Each series (entity, attribute, datasetId) keeps hourly and daily rollups of its
+observed instances: per UTC hour and day, the count of instances and the count, sum,
+sum of squares, minimum and maximum of the numeric values. ``plan_segments`` cuts each
+aggregation period into the days it covers whole (read from the daily rollups), the
+hours it covers whole around them (hourly rollups), and the partial hours at its edges
+(raw instances)::
+
+    buckets = list(periods(start, end, Period(millis=DAY)))
+    segments = plan_segments(buckets, end, use_rollups=True)
+    # segments.daily / .hourly / .raw: Segment(k, lo, hi), bucket k's part in [lo, hi)
+
+The store sums each source over its segments per bucket into ``Partial`` values and
+``finish`` turns them into the methods' values. Rollups cannot count distinct values,
+so ``distinctCount`` reads raw instances only.
+
+Non-numeric values (strings, booleans, objects, Relationships...) count in
+``totalCount`` and ``distinctCount``; the numeric methods (sum, avg, min, max, stddev,
+sumsq) use the numeric values only and are None for a period that has none. ``stddev``
+is the sample standard deviation (None below two values).
+
+The SQL statements that keep rollups are shared too: they are written with ``?``
+placeholders and standard SQL (integer division, no ``%``), which PostgreSQL runs after
+``pg()`` turns the placeholders into ``%s``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from cityverse.store.history import NO_TIME, loaded
+from cityverse.store.temporal import (
+    AttributeHistory,
+    Bucket,
+    HistoryEntity,
+    HistoryPage,
+    Period,
+    TimeWindow,
+)
+
+HOUR = 3_600_000
+DAY = 86_400_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor_to(t: int, unit: int) -> int:
+    """``t`` rounded down to a multiple of ``unit``."""
+    return t - t % unit
+
+
+def ceil_to(t: int, unit: int) -> int:
+    """``t`` rounded up to a multiple of ``unit``."""
+    return -((-t) // unit) * unit
+
+
+def floor_sql(column: str, unit: int) -> str:
+    """SQL for ``column`` rounded down to a multiple of ``unit`` (negative times too)."""
+    return (
+        f"(CASE WHEN {column} >= 0 THEN {column} / {unit} "
+        f"ELSE ({column} + 1) / {unit} - 1 END) * {unit}"
+    )
+
+
+def add_months(t: int, months: int) -> int:
+    """``t`` moved by calendar months in UTC, the day clamped to the month's length."""
+    moment = _EPOCH + timedelta(milliseconds=t)
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    moved = moment.replace(year=year, month=month + 1, day=day)
+    return (moved - _EPOCH) // timedelta(milliseconds=1)
+
+
+def periods(start: int, end: int, period: Period | None) -> Iterator[tuple[int, int]]:
+    """The periods [a, b) from ``start`` that begin before ``end`` (one when None)."""
+    if period is None:
+        yield start, end
+        return
+    k = 0
+    a = start
+    while a < end:
+        b = _boundary(start, period, k + 1)
+        yield a, b
+        k += 1
+        a = b
+
+
+def _boundary(start: int, period: Period, k: int) -> int:
+    t = start + k * period.millis
+    return add_months(t, k * period.months) if period.months else t
+
+
+class Segment(NamedTuple):
+    """The part [lo, hi) of bucket ``k`` that one source answers."""
+
+    k: int
+    lo: int
+    hi: int
+
+
+@dataclass(slots=True)
+class Segments:
+    """Where each bucket's figures come from."""
+
+    daily: list[Segment] = field(default_factory=list)
+    hourly: list[Segment] = field(default_factory=list)
+    raw: list[Segment] = field(default_factory=list)
+
+
+def plan_segments(buckets: list[tuple[int, int]], end: int, *, use_rollups: bool) -> Segments:
+    """Cut each bucket (clipped to ``end``) into whole days, whole hours and raw edges."""
+    plan = Segments()
+    for k, (a, b) in enumerate(buckets):
+        c = min(b, end)
+        if not use_rollups:
+            plan.raw.append(Segment(k, a, c))
+            continue
+        ha, hc = ceil_to(a, HOUR), floor_to(c, HOUR)
+        if ha >= hc:
+            plan.raw.append(Segment(k, a, c))
+            continue
+        if a < ha:
+            plan.raw.append(Segment(k, a, ha))
+        if hc < c:
+            plan.raw.append(Segment(k, hc, c))
+        da, dc = ceil_to(ha, DAY), floor_to(hc, DAY)
+        if da >= dc:
+            plan.hourly.append(Segment(k, ha, hc))
+            continue
+        if ha < da:
+            plan.hourly.append(Segment(k, ha, da))
+        if dc < hc:
+            plan.hourly.append(Segment(k, dc, hc))
+        plan.daily.append(Segment(k, da, dc))
+    return plan
+
+
+@dataclass(slots=True)
+class Partial:
+    """Sums over part of a period; parts add up exactly (min/max included)."""
+
+    count: int = 0
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+    low: float | None = None
+    high: float | None = None
+    distinct: int = 0
+
+    def add(
+        self,
+        count: int,
+        n: int,
+        total: float | None,
+        squares: float | None,
+        low: float | None,
+        high: float | None,
+    ) -> None:
+        """Add the figures of another part of the same period."""
+        self.count += count
+        self.n += n
+        self.total += total or 0.0
+        self.squares += squares or 0.0
+        if low is not None and (self.low is None or low < self.low):
+            self.low = low
+        if high is not None and (self.high is None or high > self.high):
+            self.high = high
+
+
+def finish(partial: Partial, methods: frozenset[str]) -> dict[str, Any]:
+    """The value of each method over a period."""
+    values: dict[str, Any] = {}
+    n = partial.n
+    for method in methods:
+        if method == "totalCount":
+            values[method] = partial.count
+        elif method == "distinctCount":
+            values[method] = partial.distinct
+        elif n == 0:
+            values[method] = None
+        elif method == "sum":
+            values[method] = partial.total
+        elif method == "avg":
+            values[method] = partial.total / n
+        elif method == "min":
+            values[method] = partial.low
+        elif method == "max":
+            values[method] = partial.high
+        elif method == "sumsq":
+            values[method] = partial.squares
+        elif method == "stddev":
+            values[method] = _stddev(partial)
+    return values
+
+
+def _stddev(p: Partial) -> float | None:
+    if p.n < 2:
+        return None
+    mean = p.total / p.n
+    variance = (p.squares - mean * p.total) / (p.n - 1)
+    return math.sqrt(variance) if variance > 0 else 0.0
+
+
+def buckets_of(
+    partials: dict[int, Partial],
+    bounds: list[tuple[int, int]] | None,
+    start: int,
+    period: Period | None,
+    end: int,
+    methods: frozenset[str],
+) -> list[Bucket]:
+    """Non-empty periods in order, as Buckets (bounds by index, or fixed from start)."""
+    out: list[Bucket] = []
+    for k in sorted(partials):
+        partial = partials[k]
+        if partial.count == 0:
+            continue
+        if bounds is not None:
+            a, b = bounds[k]
+        elif period is None:
+            a, b = start, end
+        else:
+            a = start + k * period.millis
+            b = a + period.millis
+        out.append(Bucket(a, b, finish(partial, methods)))
+    return out
+
+
+# -- SQL shared by both stores ----------------------------------------------------------
+
+ROLLUP_TABLES = (("history_hourly", HOUR), ("history_daily", DAY))
+
+UPSERT_ROLLUP = """
+INSERT INTO {table} (sid, bucket, cnt, n, s, ss, mn, mx) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (sid, bucket) DO UPDATE SET
+    cnt = {table}.cnt + excluded.cnt,
+    n = {table}.n + excluded.n,
+    s = {table}.s + excluded.s,
+    ss = {table}.ss + excluded.ss,
+    mn = CASE WHEN {table}.mn IS NULL OR excluded.mn < {table}.mn
+         THEN excluded.mn ELSE {table}.mn END,
+    mx = CASE WHEN {table}.mx IS NULL OR excluded.mx > {table}.mx
+         THEN excluded.mx ELSE {table}.mx END
+"""
+"""Adds the figures of new instances to a rollup bucket (inserts are incremental)."""
+UPSERTS = {table: UPSERT_ROLLUP.format(table=table) for table, _ in ROLLUP_TABLES}
+"""``UPSERT_ROLLUP`` for each rollup table."""
+
+FIGURES = (
+    "count(*), count(num), coalesce(sum(num), 0), coalesce(sum(num * num), 0), min(num), max(num)"
+)
+"""The figures of raw instances, in the order of the rollup columns cnt .. mx."""
+
+
+def rebuild_steps(
+    sid: int, lo: int, hi: int, figures: str = FIGURES
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """Statements that make one series' rollups exact again over times [lo, hi]: its
+    hourly buckets recomputed from raw instances, then its daily ones from hourly."""
+    hourly = (sid, floor_to(lo, HOUR), floor_to(hi, HOUR) + HOUR)
+    daily = (sid, floor_to(lo, DAY), floor_to(hi, DAY) + DAY)
+    return [
+        ("DELETE FROM history_hourly WHERE sid = ? AND bucket >= ? AND bucket < ?", hourly),
+        (
+            "INSERT INTO history_hourly (sid, bucket, cnt, n, s, ss, mn, mx) "
+            f"SELECT sid, {floor_sql('observed', HOUR)} AS b, {figures} FROM history_instances "
+            "WHERE sid = ? AND observed >= ? AND observed < ? GROUP BY sid, b",
+            hourly,
+        ),
+        ("DELETE FROM history_daily WHERE sid = ? AND bucket >= ? AND bucket < ?", daily),
+        (
+            "INSERT INTO history_daily (sid, bucket, cnt, n, s, ss, mn, mx) "
+            f"SELECT sid, {floor_sql('bucket', DAY)} AS b, sum(cnt), sum(n), sum(s), sum(ss), "
+            "min(mn), max(mx) FROM history_hourly WHERE sid = ? AND bucket >= ? AND bucket < ? "
+            "GROUP BY sid, b",
+            daily,
+        ),
+    ]
+
+
+def increments(
+    rows: list[tuple[int, int, int | float | None]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Rollup upsert parameters per table for new (sid, observed, number) rows."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, unit in ROLLUP_TABLES:
+        acc: dict[tuple[int, int], Partial] = {}
+        for sid, observed, num in rows:
+            key = (sid, floor_to(observed, unit))
+            part = acc.get(key)
+            if part is None:
+                part = acc[key] = Partial()
+            if num is None:
+                part.add(1, 0, None, None, None, None)
+            else:
+                part.add(1, 1, num, num * num, num, num)
+        out[table] = [
+            (sid, b, p.count, p.n, p.total, p.squares, p.low, p.high)
+            for (sid, b), p in sorted(acc.items())
+        ]
+    return out
+
+
+def pg(statement: str) -> str:
+    """A statement written with ``?`` placeholders, for psycopg."""
+    return statement.replace("?", "%s")
+
+
+# -- windows ----------------------------------------------------------------------------
+
+MAX_TIME = 2**63 - 1
+COLUMNS = {
+    "observedAt": "observed",
+    "createdAt": "created",
+    "modifiedAt": "modified",
+    "deletedAt": "deleted",
+}
+"""The column that holds each time property of an instance."""
+
+
+def window_bounds(window: TimeWindow) -> tuple[str, int, int]:
+    """The column a window reads and its bounds [lo, hi) as integers."""
+    column = COLUMNS.get(window.prop)
+    if column is None:
+        raise ValueError(f"unknown time property {window.prop!r}")
+    floor = NO_TIME + 1 if column == "observed" else NO_TIME
+    lo = floor if window.start is None else max(window.start, floor)
+    hi = MAX_TIME if window.end is None else window.end
+    return column, lo, hi
+
+
+# -- aggregation plans -------------------------------------------------------------------
+
+MAX_BUCKETS = 100_000
+"""Periods above which fixed-length periods are numbered in SQL rather than listed."""
+
+
+@dataclass(slots=True)
+class Aggregation:
+    """How to aggregate one attribute's series over a window.
+
+    Either ``step`` is set (fixed periods from ``start`` numbered by SQL division over
+    raw instances) or ``segments`` (each bucket's days, hours and raw edges, with the
+    buckets' ``bounds``).
+    """
+
+    column: str
+    start: int
+    end: int
+    period: Period | None
+    methods: frozenset[str]
+    step: int | None = None
+    segments: Segments | None = None
+    bounds: list[tuple[int, int]] | None = None
+
+    @property
+    def distinct(self) -> bool:
+        return "distinctCount" in self.methods
+
+    def buckets(self, partials: dict[int, Partial], dataset_id: str | None) -> list[Bucket]:
+        """The non-empty buckets of one series, from its figures per period number."""
+        found = buckets_of(partials, self.bounds, self.start, self.period, self.end, self.methods)
+        for bucket in found:
+            bucket.dataset_id = dataset_id
+        return found
+
+
+def plan_aggregation(
+    window: TimeWindow,
+    period: Period | None,
+    methods: frozenset[str],
+    first: int,
+    last: int,
+) -> Aggregation:
+    """The plan for a window whose instances span times [first, last]."""
+    if period is not None and period.months == 0 and period.millis <= 0:
+        raise ValueError("an aggregation period must be longer than zero")
+    if period is not None and (period.months < 0 or period.millis < 0):
+        raise ValueError("an aggregation period cannot be negative")
+    column, _, _ = window_bounds(window)
+    start = first if window.start is None else window.start
+    end = last + 1 if window.end is None else window.end
+    plan = Aggregation(column, start, end, period, methods)
+    use_rollups = column == "observed" and not plan.distinct
+    if period is not None and period.months == 0:
+        count = -(-(end - start) // period.millis)
+        if not use_rollups or period.millis < HOUR or count > MAX_BUCKETS:
+            plan.step = period.millis
+            return plan
+    plan.bounds = list(periods(start, end, period))
+    plan.segments = plan_segments(plan.bounds, end, use_rollups=use_rollups)
+    return plan
+
+
+def count_sql(sid: int, lo: int, hi: int) -> tuple[str, list[int]]:
+    """One statement counting a series' instances observed in [lo, hi): whole days and
+    hours from the rollups, the edges from raw instances."""
+    plan = plan_segments([(lo, hi)], hi, use_rollups=True)
+    parts: list[str] = []
+    params: list[int] = []
+    sources = (
+        ("history_daily", "bucket", "sum(cnt)", plan.daily),
+        ("history_hourly", "bucket", "sum(cnt)", plan.hourly),
+        ("history_instances", "observed", "count(*)", plan.raw),
+    )
+    for table, column, figure, segments in sources:
+        for _, a, b in segments:
+            parts.append(
+                f"(SELECT coalesce({figure}, 0) FROM {table} "
+                f"WHERE sid = ? AND {column} >= ? AND {column} < ?)"
+            )
+            params += [sid, a, b]
+    return "SELECT " + (" + ".join(parts) or "0"), params
+
+
+# -- retention, paging, answers ---------------------------------------------------------
+
+
+def kept_for(types: list[str], keep: dict[str, int]) -> int | None:
+    """How long an entity of these types keeps history: the longest of its types' terms,
+    else the ``*`` term; None keeps everything."""
+    terms = [keep[t] for t in types if t in keep]
+    if terms:
+        return max(terms)
+    return keep.get("*")
+
+
+class Pager:
+    """Collects one page of history entities, counting every match when asked."""
+
+    def __init__(self, limit: int | None, offset: int, count: bool) -> None:
+        self.offset = offset
+        self.end = None if limit is None else offset + limit
+        self.count = count
+        self.found: list[HistoryEntity] = []
+        self.matched = 0
+
+    def wanted(self) -> bool:
+        """Whether the next match belongs on the page."""
+        return self.offset <= self.matched and (self.end is None or self.matched < self.end)
+
+    def counted(self) -> bool:
+        """Count one match; True when the scan may stop."""
+        self.matched += 1
+        return not self.count and self.end is not None and self.matched >= self.end
+
+    def result(self) -> HistoryPage:
+        """The page collected so far."""
+        return HistoryPage(self.found, self.matched if self.count else None)
+
+
+def partials(
+    rows: Iterable[Sequence[Any]], distinct: bool, out: dict[int, Partial] | None = None
+) -> dict[int, Partial]:
+    """Add figure rows (k, cnt, n, s, ss, mn, mx[, distinct]) to the partials of each k."""
+    out = {} if out is None else out
+    for row in rows:
+        part = out.get(row[0])
+        if part is None:
+            part = out[row[0]] = Partial()
+        part.add(int(row[1] or 0), int(row[2] or 0), row[3], row[4], row[5], row[6])
+        if distinct:
+            part.distinct += int(row[7])
+    return out
+
+
+def attribute_history(
+    rows: list[tuple[Any, ...]], total: int, want: int, newest: bool
+) -> AttributeHistory:
+    """One attribute's answer from the rows of its series (time, observed, iid, created,
+    modified, deleted, doc, number), each series' rows already cut to ``want``."""
+    rows.sort(key=lambda row: (row[0], row[2]))
+    rows = (rows[-want:] if want else []) if newest else rows[:want]
+    return AttributeHistory(
+        [
+            loaded(doc, iid, obs, cre, mod, dele, num)
+            for _, obs, iid, cre, mod, dele, doc, num in rows
+        ],
+        total,
+        rows[0][0] if rows else None,
+        rows[-1][0] if rows else None,
+    )

@@ -1,0 +1,1 @@
+"""Domain twins: one package per domain (water first), each over the same NGSI-LD entities."""

@@ -1,0 +1,103 @@
+"""The calendar a city's water demand follows: local hour and weekday, public holidays,
+Ramadan.
+
+Holidays come from the ``holidays`` package (Morocco ``MA``, Italy ``IT``, any ISO
+country it knows); the months of Ramadan from ``hijridate`` (Umm al-Qura), for the
+cities whose demand follows it::
+
+    cal = Calendar(country="MA", timezone="Africa/Casablanca", ramadan=True)
+    table = cal.features(pd.date_range("2026-02-01", periods=48, freq="h", tz="UTC"))
+    table.columns  # hour, weekday, holiday, ramadan, season_sin, season_cos
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import numpy as np
+import pandas as pd
+from hijridate import Gregorian
+
+RAMADAN = 9
+"""The ninth month of the Hijri year."""
+
+COLUMNS = ("hour", "weekday", "holiday", "ramadan", "season_sin", "season_cos")
+
+
+@cache
+def _holiday_days(country: str, subdiv: str | None, year: int) -> frozenset[dt.date]:
+    return frozenset(holidays.country_holidays(country, subdiv=subdiv, years=year).keys())
+
+
+@cache
+def _is_ramadan(day: dt.date) -> bool:
+    try:
+        return Gregorian(day.year, day.month, day.day).to_hijri().month == RAMADAN
+    except (OverflowError, ValueError):
+        # Outside the Umm al-Qura tables (1937-2077): no Ramadan is known there.
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """A place's calendar: ``country`` (ISO 3166 code for ``holidays``), its ``timezone``,
+    whether Ramadan shapes demand, and extra local holidays (a patron saint's day)."""
+
+    country: str = "MA"
+    timezone: str = "Africa/Casablanca"
+    ramadan: bool = True
+    subdivision: str | None = None
+    extra: tuple[tuple[int, int], ...] = field(default=())
+    """Extra yearly holidays as (month, day)."""
+    sunday_is_holiday: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        try:
+            holidays.country_holidays(self.country, subdiv=self.subdivision)
+        except NotImplementedError:
+            raise ValueError(f"no public holidays are known for country {self.country!r}") from None
+
+    def is_holiday(self, day: dt.date) -> bool:
+        """Whether ``day`` (a local date) is a public holiday."""
+        if (day.month, day.day) in self.extra:
+            return True
+        if self.sunday_is_holiday and day.weekday() == 6:
+            return True
+        return day in _holiday_days(self.country, self.subdivision, day.year)
+
+    def is_ramadan(self, day: dt.date) -> bool:
+        """Whether ``day`` falls in Ramadan (always False when the calendar ignores it)."""
+        return self.ramadan and _is_ramadan(day)
+
+    def features(self, index: pd.DatetimeIndex) -> pd.DataFrame:
+        """One row per time of ``index`` (tz-aware): the calendar as numbers."""
+        local = index.tz_convert(self.timezone)
+        days = local.normalize()
+        unique = pd.unique(days.date)
+        holiday = {d: self.is_holiday(d) for d in unique}
+        ramadan = {d: self.is_ramadan(d) for d in unique}
+        dates = days.date
+        angle = 2 * np.pi * (local.day_of_year.to_numpy() - 1) / 365.25
+        return pd.DataFrame(
+            {
+                "hour": local.hour.to_numpy(),
+                "weekday": local.day_of_week.to_numpy(),
+                "holiday": np.array([holiday[d] for d in dates], dtype=np.int8),
+                "ramadan": np.array([ramadan[d] for d in dates], dtype=np.int8),
+                "season_sin": np.sin(angle),
+                "season_cos": np.cos(angle),
+            },
+            index=index,
+        )
+
+
+MOROCCO = Calendar()
+"""Moroccan cities: national holidays (civil and Islamic) and Ramadan."""

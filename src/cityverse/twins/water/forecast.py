@@ -1,0 +1,444 @@
+"""Hourly inflow forecasts of district metered areas (DMAs), a week ahead, with intervals.
+
+One gradient-boosted model (LightGBM) is trained over all the zones of a network at once,
+each zone's inflow divided by its level (its mean over the four weeks before the forecast
+origin), on direct multi-horizon samples: from an origin, the inflow ``h`` hours later
+(h < 168) is described by the calendar at that hour (local hour, weekday, public
+holiday, Ramadan, season), the inflow at the same hour one to four weeks earlier, the
+last day's profile, the last hour, the recent level and trend, and the weather when it is
+known. Training origins are every day before the forecast's start, at its hour; no value
+at or after the start is ever read::
+
+    result = forecast(inflows, start, calendar=MOROCCO)        # inflows: UTC hourly frame
+    zone = result.zones["DMA-1"]
+    zone.values, zone.lower, zone.upper, zone.cleaning, zone.reason
+
+Prediction intervals come from the residuals of a twin model fitted on the data before
+the last four weeks and scored on those weeks (split conformal, per day of horizon):
+``level`` of them (default 90 %) should hold the truth.
+
+Input is cleaned first (``clean``): non-positive values, spikes (far from the running
+median, by many median absolute deviations) and stuck meters (the same value for six
+hours or more) are dropped, gaps up to three hours are interpolated, and the counts are
+reported. A zone with too little history gets no forecast but a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from cityverse.twins.water.calendar import MOROCCO, Calendar
+
+HOUR = pd.Timedelta(hours=1)
+DAY = 24
+WEEK = 168
+HORIZON = WEEK
+MIN_HISTORY_HOURS = 5 * WEEK
+"""A zone needs five weeks of history before the start: four of lags, one to learn from."""
+MIN_VALID_SHARE = 0.5
+"""...of which at least half must be valid values after cleaning."""
+MAX_TRAIN_DAYS = 540
+CALIBRATION_DAYS = 28
+SHORT_GAP = 3
+STUCK_HOURS = 6
+SPIKE_MADS = 8.0
+WEATHER = ("temperature", "rain")
+
+# One thread: OpenMP threads that spin-wait collapse (ten times slower) when the server's
+# other work holds the cores, and the forecast shares them with the API.
+ORIGIN_STEP = 2 * DAY
+"""Training origins every other day: half the rows, the same seasons."""
+_PARAMS: dict[str, Any] = {
+    "objective": "l1",
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.8,
+    "lambda_l2": 1.0,
+    "max_bin": 63,
+    "verbose": -1,
+    "num_threads": 1,
+    "seed": 7,
+}
+RECENT_DAYS = 3
+YEAR_LAG = False
+ENSEMBLE = 1
+BAGGED: dict[str, Any] = {"bagging_fraction": 0.7, "bagging_freq": 1, "feature_fraction": 0.6}
+ROUNDS = 200
+CALIBRATION_ROUNDS = 100
+
+
+@dataclass(slots=True)
+class Cleaning:
+    """What ``clean`` found in a series, in hours."""
+
+    hours: int = 0
+    missing: int = 0
+    nonpositive: int = 0
+    spikes: int = 0
+    stuck: int = 0
+    interpolated: int = 0
+
+    def render(self) -> dict[str, int]:
+        """The counts as a JSON object."""
+        return {
+            "hours": self.hours,
+            "missing": self.missing,
+            "nonPositive": self.nonpositive,
+            "spikes": self.spikes,
+            "stuck": self.stuck,
+            "interpolated": self.interpolated,
+        }
+
+
+def clean(series: pd.Series) -> tuple[pd.Series, Cleaning]:
+    """Drop implausible values of an hourly series, interpolate short gaps; say what."""
+    y = series.astype("float64").copy()
+    seen = y.first_valid_index()
+    # Hours before the meter's first value are not gaps in its record.
+    span = y.loc[seen:] if seen is not None else y.iloc[:0]
+    report = Cleaning(hours=len(span), missing=int(span.isna().sum()))
+    bad = y <= 0
+    report.nonpositive = int(bad.sum())
+    y[bad] = np.nan
+    # A meter that repeats one value for hours has stopped measuring.
+    runs = (y != y.shift()).cumsum()
+    run_length = y.groupby(runs).transform("size")
+    stuck = (run_length >= STUCK_HOURS) & y.notna()
+    report.stuck = int(stuck.sum())
+    y[stuck] = np.nan
+    smooth = y.rolling(5, center=True, min_periods=3).median()
+    deviation = (y - smooth).abs()
+    spread = deviation.rolling(WEEK, center=True, min_periods=DAY).median()
+    floor = 0.05 * y.rolling(WEEK, center=True, min_periods=DAY).median()
+    spike = deviation > SPIKE_MADS * 1.4826 * np.maximum(spread, floor)
+    report.spikes = int(spike.sum())
+    y[spike] = np.nan
+    gap = y.isna()
+    gap_length = gap.groupby((gap != gap.shift()).cumsum()).transform("size")
+    short = gap & (gap_length <= SHORT_GAP)
+    y = y.where(~short, y.interpolate(limit_area="inside"))
+    report.interpolated = int((short & y.notna()).sum())
+    return y, report
+
+
+@dataclass(slots=True)
+class ZoneForecast:
+    """One zone's forecast: hourly values from ``start`` with their interval, or why not."""
+
+    zone: str
+    start: pd.Timestamp
+    values: list[float] = field(default_factory=list)
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    cleaning: Cleaning | None = None
+    reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Whether there is a forecast (else ``reason`` says why)."""
+        return self.reason is None
+
+
+@dataclass(slots=True)
+class Forecast:
+    """The forecasts of a network's zones from one start, and how they were made."""
+
+    start: pd.Timestamp
+    horizon: int
+    level: float
+    zones: dict[str, ZoneForecast]
+    weather: list[str] = field(default_factory=list)
+    training_rows: int = 0
+
+
+def _prefix(values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    ok = ~np.isnan(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0))])
+    counts = np.concatenate([[0.0], np.cumsum(ok)])
+    return sums, counts
+
+
+def _window_mean(
+    prefix: tuple[NDArray[np.float64], NDArray[np.float64]],
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    sums, counts = prefix
+    lo = np.clip(lo, 0, len(sums) - 1)
+    hi = np.clip(hi, 0, len(sums) - 1)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
+
+
+def _take(values: NDArray[np.float64], at: NDArray[np.int64]) -> NDArray[np.float64]:
+    inside = (at >= 0) & (at < len(values))
+    return np.where(inside, values[np.clip(at, 0, len(values) - 1)], np.nan)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Feature rows, with targets (normalised departures from ``base``), the zone's level
+    at each origin, the origins and the target times (grid positions)."""
+
+    x: NDArray[np.float64]
+    target: NDArray[np.float64]
+    base: NDArray[np.float64]
+    level: NDArray[np.float64]
+    origin: NDArray[np.int64]
+    time: NDArray[np.int64]
+
+
+class _Design:
+    """Feature rows for (origin, horizon) pairs of one zone on a common hourly grid."""
+
+    def __init__(
+        self,
+        y: NDArray[np.float64],
+        calendar: pd.DataFrame,
+        weather: pd.DataFrame | None,
+        code: int,
+    ) -> None:
+        self.y = y
+        self.prefix = _prefix(y)
+        self.cal = {c: calendar[c].to_numpy(dtype=np.float64) for c in calendar.columns}
+        self.weather = (
+            {c: weather[c].to_numpy(dtype=np.float64) for c in weather.columns}
+            if weather is not None
+            else {}
+        )
+        self.code = code
+
+    def rows(self, origins: NDArray[np.int64], horizon: int, cut: int) -> _Rows:
+        """The rows of every origin and hour ahead whose target time is before ``cut``;
+        every value a row reads lies before its origin."""
+        h = np.arange(horizon)
+        o = np.repeat(origins, horizon)
+        hh = np.tile(h, len(origins))
+        t = o + hh
+        keep = t < cut
+        o, hh, t = o[keep], hh[keep], t[keep]
+        # The history visible from an origin: values strictly before it.
+        level = _window_mean(self.prefix, o - 4 * WEEK, o)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = 1.0 / level
+        cols: dict[str, NDArray[np.float64]] = {"zone": np.full(len(t), float(self.code))}
+        cols["h"] = hh.astype(np.float64)
+        for name, values in self.cal.items():
+            cols[name] = values[t]
+        cols["holiday_w1"] = self.cal["holiday"][t - WEEK]
+        lags = []
+        for k in (1, 2, 3, 4):
+            # t - k weeks precedes the origin for every h < 168.
+            lag = _take(self.y, t - k * WEEK) * inv
+            cols[f"lag_w{k}"] = lag
+            lags.append(lag)
+        with np.errstate(invalid="ignore"), _quiet():
+            cols["lag_mean"] = np.nanmean(np.vstack(lags), axis=0)
+            cols["lag_median"] = np.nanmedian(np.vstack(lags), axis=0)
+        cols["last_day"] = _take(self.y, o - DAY + hh % DAY) * inv
+        recent = [_take(self.y, o - k * DAY + hh % DAY) * inv for k in range(1, RECENT_DAYS + 1)]
+        with _quiet():
+            cols["recent_days"] = np.nanmedian(np.vstack(recent), axis=0)
+        cols["last_hour"] = _take(self.y, o - 1) * inv
+        cols["mean_day"] = _window_mean(self.prefix, o - DAY, o) * inv
+        cols["mean_week"] = _window_mean(self.prefix, o - WEEK, o) * inv
+        if YEAR_LAG:
+            cols["lag_year"] = _take(self.y, t - 52 * WEEK) * inv
+        cols["trend"] = _window_mean(self.prefix, o - DAY, o) / _window_mean(
+            self.prefix, o - DAY - WEEK, o - WEEK
+        )
+        for name, values in self.weather.items():
+            cols[name] = values[t]
+        # The model learns the departure from the seasonal profile (the median of the
+        # same hour in the last four weeks), on the zone's own scale.
+        base = np.where(np.isnan(cols["lag_median"]), cols["mean_week"], cols["lag_median"])
+        base = np.where(np.isnan(base), 1.0, base)
+        target = _take(self.y, t) * inv - base
+        return _Rows(np.column_stack(list(cols.values())), target, base, level, o, t)
+
+
+class _quiet:
+    def __enter__(self) -> None:
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._w.__exit__(*exc)
+
+
+def _dataset(x: NDArray[np.float64], y: NDArray[np.float64]) -> Any:
+    import lightgbm as lgb
+
+    # Bins are found once; the calibration model trains on a subset of the same bins.
+    data = lgb.Dataset(x, y, categorical_feature=[0], free_raw_data=False, params=_PARAMS)
+    return data.construct()
+
+
+def _fit(data: Any, rows: NDArray[np.int64] | None, rounds: int, seed: int = 0) -> Any:
+    import lightgbm as lgb
+
+    params = _PARAMS if seed == 0 else {**_PARAMS, **BAGGED, "seed": _PARAMS["seed"] + seed}
+    if rows is not None:
+        x, y = data.get_data(), data.get_label()
+        data = lgb.Dataset(x[rows], y[rows], reference=data, categorical_feature=[0])
+    return lgb.train(params, data, num_boost_round=rounds)
+
+
+def forecast(
+    inflows: pd.DataFrame,
+    start: pd.Timestamp,
+    *,
+    calendar: Calendar = MOROCCO,
+    weather: pd.DataFrame | None = None,
+    horizon: int = HORIZON,
+    level: float = 0.9,
+) -> Forecast:
+    """Forecast each column (zone) of ``inflows`` (L/s, hourly, UTC index) for ``horizon``
+    hours from ``start``; ``weather`` (columns among temperature, rain) is used where it
+    covers the history and the horizon. Values at or after ``start`` are never read."""
+    if not 1 <= horizon <= HORIZON:
+        raise ValueError(f"the horizon is 1 to {HORIZON} hours")
+    if not 0 < level < 1:
+        raise ValueError("the interval level is between 0 and 1")
+    start = pd.Timestamp(start).tz_convert("UTC").floor("h")
+    past = inflows.loc[inflows.index < start]
+    first = past.index.min() if len(past) else start
+    grid = pd.date_range(first, start + (horizon - 1) * HOUR, freq="h")
+    s = len(grid) - horizon  # the start's position on the grid
+    out = Forecast(start=start, horizon=horizon, level=level, zones={})
+    cal = calendar.features(grid)
+    wx = _weather(weather, grid, s)
+    if wx is not None:
+        out.weather = list(wx.columns)
+
+    designs: dict[str, _Design] = {}
+    for code, zone in enumerate(inflows.columns):
+        series = past[zone].reindex(grid[:s]) if s > 0 else pd.Series(dtype="float64")
+        cleaned, report = clean(series)
+        result = ZoneForecast(zone=str(zone), start=start, cleaning=report)
+        out.zones[str(zone)] = result
+        reason = _too_little(cleaned, start)
+        if reason is not None:
+            result.reason = reason
+            continue
+        y = np.concatenate([cleaned.to_numpy(), np.full(horizon, np.nan)])
+        designs[str(zone)] = _Design(y, cal, wx, code)
+    if not designs:
+        return out
+
+    # Origins at the start's hour on every earlier day, as far back as four weeks of lags go.
+    origins = np.arange(s - DAY, max(4 * WEEK, s - MAX_TRAIN_DAYS * DAY) - 1, -ORIGIN_STEP)
+    calib_cut = s - CALIBRATION_DAYS * DAY
+    parts = [design.rows(origins, HORIZON, s) for design in designs.values()]
+    y_all = np.concatenate([p.target for p in parts])
+    ok = np.isfinite(y_all)
+    x_all, y_all = np.vstack([p.x for p in parts])[ok], y_all[ok]
+    base_all = np.concatenate([p.base for p in parts])[ok]
+    o_all = np.concatenate([p.origin for p in parts])[ok]
+    t_all = np.concatenate([p.time for p in parts])[ok]
+    del parts
+    out.training_rows = len(y_all)
+    data = _dataset(x_all, y_all)
+    models = [_fit(data, None, ROUNDS, seed) for seed in range(ENSEMBLE)]
+    widths = _calibrate(
+        data, x_all, y_all, base_all, t_all < calib_cut, o_all >= calib_cut, level
+    )
+
+    now = np.array([s], dtype=np.int64)
+    for zone, design in designs.items():
+        rows = design.rows(now, horizon, s + horizon)
+        guess = np.mean([m.predict(rows.x) for m in models], axis=0)
+        point = np.maximum(guess + rows.base, 0.0) * rows.level
+        lo, hi = widths
+        days = np.arange(horizon) // DAY
+        result = out.zones[zone]
+        result.values = _rounded(point)
+        result.lower = _rounded(np.maximum(point * (1 + lo[days]), 0.0))
+        result.upper = _rounded(point * (1 + hi[days]))
+    return out
+
+
+def _calibrate(
+    data: Any,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    base: NDArray[np.float64],
+    fit_rows: NDArray[np.bool_],
+    score_rows: NDArray[np.bool_],
+    level: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Relative interval bounds per day ahead: the residual quantiles, on ``score_rows``,
+    of a model fitted on ``fit_rows`` only (targets before the scored weeks)."""
+    lo = np.full(HORIZON // DAY, -0.1)
+    hi = np.full(HORIZON // DAY, 0.1)
+    if not score_rows.any() or not fit_rows.any():
+        return lo, hi
+    model = _fit(data, np.flatnonzero(fit_rows), CALIBRATION_ROUNDS)
+    x_cal, b_cal = x[score_rows], base[score_rows]
+    truth = y[score_rows] + b_cal
+    pred = np.maximum(model.predict(x_cal) + b_cal, 1e-9)
+    ratio = truth / pred - 1.0
+    day = x_cal[:, 1].astype(np.int64) // DAY
+    alpha = (1 - level) / 2
+    for d in range(HORIZON // DAY):
+        r = ratio[(day == d) & np.isfinite(ratio)]
+        if len(r) >= 20:
+            lo[d], hi[d] = np.quantile(r, [alpha, 1 - alpha])
+    return lo, hi
+
+
+def _weather(weather: pd.DataFrame | None, grid: pd.DatetimeIndex, s: int) -> pd.DataFrame | None:
+    """The weather columns that cover most of the history and of the horizon, on the grid."""
+    if weather is None or weather.empty:
+        return None
+    frame = weather.copy()
+    frame.index = pd.DatetimeIndex(frame.index).tz_convert("UTC")
+    frame = frame[~frame.index.duplicated()].reindex(grid)
+    keep = []
+    for column in WEATHER:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if values.iloc[:s].notna().mean() >= 0.8 and values.iloc[s:].notna().mean() >= 0.9:
+            keep.append(column)
+    if not keep:
+        return None
+    out = frame[keep].astype("float64").interpolate(limit=SHORT_GAP, limit_area="inside")
+    if "rain" in out.columns:
+        out["rain_day"] = out["rain"].rolling(DAY, min_periods=1).sum()
+    if "temperature" in out.columns:
+        out["temperature_day"] = out["temperature"].rolling(DAY, min_periods=1).mean()
+    return out
+
+
+def _too_little(cleaned: pd.Series, start: pd.Timestamp) -> str | None:
+    seen = cleaned.first_valid_index()
+    span = 0 if seen is None else len(cleaned) - int(cleaned.index.get_loc(seen))
+    if span < MIN_HISTORY_HOURS:
+        return (
+            f"only {span} hours of inflow history before {start.isoformat()}; "
+            f"at least {MIN_HISTORY_HOURS} (five weeks) are needed"
+        )
+    recent = cleaned.iloc[-4 * WEEK :]
+    if recent.notna().mean() < MIN_VALID_SHARE:
+        return (
+            f"only {int(recent.notna().sum())} of the last {4 * WEEK} hours of inflow "
+            f"before {start.isoformat()} are valid; at least half are needed"
+        )
+    if cleaned.iloc[-WEEK:].notna().sum() == 0:
+        return f"no valid inflow in the week before {start.isoformat()}"
+    return None
+
+
+def _rounded(values: NDArray[np.float64]) -> list[float]:
+    return [round(float(v), 3) for v in values]

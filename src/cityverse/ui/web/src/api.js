@@ -1,0 +1,191 @@
+// The dashboard's only way to the server: the standard NGSI-LD API, plus the optional
+// live stream and water twin endpoints, each a single constant here.
+
+export const NGSI = '/ngsi-ld/v1';
+/** The live stream of entity changes (Server-Sent Events; `type` and `options` select). */
+export const STREAM_URL = '/cityverse/v1/stream';
+/** The water twin's API (see docs/water.md). */
+export const WATER_API = '/cityverse/v1/water';
+
+const PAGE = 1000;
+const PARALLEL = 4;
+const CONTEXT_REL = 'http://www.w3.org/ns/json-ld#context';
+const SDM = 'https://smartdatamodels.org/dataModel.';
+// Subjects whose @context the server bundles: naming them never leaves the server.
+const BUNDLED_SUBJECTS = new Set([
+  'Environment', 'Parking', 'Streetlighting', 'WasteManagement', 'WaterDistribution',
+  'WaterDistributionManagementEPANET', 'Weather',
+]);
+
+/** The last segment of an IRI: what a person calls the type or attribute. */
+export function shortName(iri) {
+  if (typeof iri !== 'string') return String(iri);
+  const cut = Math.max(iri.lastIndexOf('/'), iri.lastIndexOf('#'));
+  return cut >= 0 && /^[a-z]+:/i.test(iri) ? iri.slice(cut + 1) : iri;
+}
+
+/** The bundled Smart Data Models @context for a type IRI, or null (core context). */
+export function contextFor(typeIri) {
+  if (typeof typeIri !== 'string' || !typeIri.startsWith(SDM)) return null;
+  const subject = typeIri.slice(SDM.length).split('/')[0];
+  if (!BUNDLED_SUBJECTS.has(subject)) return null;
+  return `https://smart-data-models.github.io/dataModel.${subject}/context.jsonld`;
+}
+
+function linkHeader(context) {
+  return `<${context}>; rel="${CONTEXT_REL}"; type="application/ld+json"`;
+}
+
+/** Headers for a request about entities of `typeIri`. */
+export function headersFor(typeIri, accept = 'application/json') {
+  const headers = { Accept: accept };
+  const ctx = contextFor(typeIri);
+  if (ctx) headers.Link = linkHeader(ctx);
+  return headers;
+}
+
+export class HttpError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+/** Fetch JSON; a non-2xx answer throws HttpError with the ProblemDetails' detail. */
+export async function getJson(url, headers = {}, init = {}) {
+  const response = await fetch(url, { ...init, headers: { Accept: 'application/json', ...headers } });
+  if (!response.ok) {
+    let detail = '';
+    try {
+      const problem = await response.json();
+      detail = problem.detail || problem.title || '';
+    } catch {
+      detail = response.statusText;
+    }
+    throw new HttpError(response.status, detail);
+  }
+  if (response.status === 204) return { body: null, response };
+  return { body: await response.json(), response };
+}
+
+/** The entity types the twin holds: [{iri, name}] (GS CIM 009 5.7.6). */
+export async function entityTypes() {
+  const { body } = await getJson(`${NGSI}/types?details=true`);
+  return body.map((entry) => ({ iri: entry.id, name: shortName(entry.typeName || entry.id) }));
+}
+
+/** Every entity of one type as GeoJSON features (keyValues), paged `PAGE` at a time. */
+export async function featuresOfType(typeIri, onPage) {
+  const headers = headersFor(typeIri, 'application/geo+json');
+  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}`;
+  const first = await getJson(`${base}&offset=0&count=true`, headers);
+  const total = Number(first.response.headers.get('NGSILD-Results-Count') || first.body.features.length);
+  const features = first.body.features;
+  onPage?.(features);
+  const offsets = [];
+  for (let offset = PAGE; offset < total; offset += PAGE) offsets.push(offset);
+  // A few pages in flight at once: the server has spare readers, the browser spare sockets.
+  while (offsets.length) {
+    const batch = offsets.splice(0, PARALLEL);
+    const pages = await Promise.all(batch.map((o) => getJson(`${base}&offset=${o}`, headers)));
+    for (const page of pages) {
+      features.push(...page.body.features);
+      onPage?.(page.body.features);
+    }
+  }
+  return features;
+}
+
+/** One entity in the normalized form, compacted with its type's @context. */
+export async function entity(id, typeIri) {
+  const { body } = await getJson(`${NGSI}/entities/${encodeURIComponent(id)}`, headersFor(typeIri));
+  return body;
+}
+
+/** PATCH an entity with some attributes, adding those it lacks (Merge Entity, GS CIM 009 5.6.17). */
+export async function mergeEntity(id, typeIri, attrs) {
+  const response = await fetch(`${NGSI}/entities/${encodeURIComponent(id)}`, {
+    method: 'PATCH',
+    headers: { ...headersFor(typeIri), 'Content-Type': 'application/json' },
+    body: JSON.stringify(attrs),
+  });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      // keep the status text
+    }
+    throw new HttpError(response.status, detail);
+  }
+}
+
+/**
+ * The temporal state of every entity of a type at `timeAt`: the last instance of each
+ * attribute before it (GS CIM 009 5.7.4, temporalValues). Returns [{id, attrs: {name: value}}].
+ */
+export async function stateAt(typeIri, timeAt) {
+  const headers = headersFor(typeIri);
+  const at = new Date(timeAt).toISOString();
+  const base =
+    `${NGSI}/temporal/entities?type=${encodeURIComponent(typeIri)}&timerel=before` +
+    `&timeAt=${encodeURIComponent(at)}&lastN=1&options=temporalValues&limit=${PAGE}`;
+  const result = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const { body } = await getJson(`${base}&offset=${offset}`, headers);
+    for (const item of body) {
+      const attrs = {};
+      for (const [name, value] of Object.entries(item)) {
+        if (name === 'id' || name === 'type' || name === '@context') continue;
+        // An attribute with history but no default instance in the answer (lastN may
+        // count every datasetId's instances) is unknown at that time, not its live value.
+        const last = lastTemporalValue(value);
+        attrs[shortName(name)] = last === undefined ? null : last;
+      }
+      result.push({ id: item.id, attrs });
+    }
+    if (body.length < PAGE) break;
+  }
+  return result;
+}
+
+function lastTemporalValue(value) {
+  const series = Array.isArray(value) ? value : [value];
+  let best;
+  let bestTime = '';
+  for (const s of series) {
+    if (!s || s.datasetId) continue; // the default instance is the entity's own state
+    const values = s.values || [];
+    for (const pair of values) {
+      if (Array.isArray(pair) && String(pair[1]) >= bestTime) {
+        best = pair[0];
+        bestTime = String(pair[1]);
+      }
+    }
+    if (values.length === 0 && 'value' in s) best = s.value; // normalized instance
+  }
+  return best;
+}
+
+/**
+ * The history of one attribute since `since`, one series per datasetId:
+ * [{datasetId, points: [[ms, value], ...]}] (GS CIM 009 5.7.3, temporalValues).
+ */
+export async function attributeHistory(id, typeIri, attr, since) {
+  const url =
+    `${NGSI}/temporal/entities/${encodeURIComponent(id)}?attrs=${encodeURIComponent(attr)}` +
+    `&timerel=after&timeAt=${encodeURIComponent(new Date(since).toISOString())}` +
+    `&options=temporalValues`;
+  const { body } = await getJson(url, headersFor(typeIri));
+  const value = body[attr] ?? Object.entries(body).find(([k]) => shortName(k) === shortName(attr))?.[1];
+  if (!value) return [];
+  const series = Array.isArray(value) ? value : [value];
+  return series.map((s) => ({
+    datasetId: s.datasetId || null,
+    points: (s.values || [])
+      .filter((p) => Array.isArray(p) && typeof p[0] === 'number')
+      .map((p) => [Date.parse(p[1]), p[0]])
+      .filter((p) => !Number.isNaN(p[0]))
+      .sort((a, b) => a[0] - b[0]),
+  }));
+}

@@ -1,0 +1,262 @@
+// The CityVerse dashboard: a map of the twin with a layer per domain, kept live by the
+// server's stream of changes, with time replay, an inspector, alerts and water panels.
+
+import * as maplibregl from 'maplibre-gl';
+import { entityTypes, featuresOfType, shortName, STREAM_URL } from './api.js';
+import { initialLanguage, onLanguage, setLanguage, t } from './i18n.js';
+import { addLayer, baseStyle, LAYERS, layerForType, setVisible } from './layers.js';
+import { el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
+import { bindMap, entities, entitiesOfLayer, flush, onChange, putFeature, removeEntity, updateAttrs } from './state.js';
+import { chart, initTimeline } from './timeline.js';
+import { initWater } from './water.js';
+
+const BERKANE = [-2.32, 34.92];
+const DEFAULT_VOCAB = 'https://uri.etsi.org/ngsi-ld/default-context/';
+const config = JSON.parse(document.getElementById('cityverse-config')?.textContent || '{}');
+const visible = new Map(LAYERS.map((layer) => [layer.id, layer.on]));
+const clickable = [];
+const typeIris = new Map(); // short type name -> [IRIs]
+
+maplibregl.setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
+
+const map = new maplibregl.Map({
+  container: 'map',
+  style: baseStyle(config.tilesUrl),
+  center: BERKANE,
+  zoom: 13,
+  attributionControl: false,
+  maxPitch: 70,
+});
+map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
+map.addControl(new maplibregl.ScaleControl(), 'bottom-right');
+bindMap(map);
+
+window.cityverse = { map, entities, inspect, flush };
+
+setLanguage(initialLanguage());
+const langSelect = document.getElementById('lang');
+langSelect.value = document.documentElement.lang;
+langSelect.addEventListener('change', () => setLanguage(langSelect.value));
+onLanguage(() => {
+  renderLayerList();
+  renderAlerts();
+  setLiveText();
+});
+
+initSearch();
+initInspector({ onChart: chart, onFly: flyToGeometry });
+initTimeline();
+onChange((layerId) => {
+  if (layerId === 'alerts') renderAlerts();
+  if (layerCounts.has(layerId)) updateCount(layerId);
+});
+
+document.getElementById('view3d').addEventListener('click', (event) => {
+  const on = event.currentTarget.getAttribute('aria-pressed') !== 'true';
+  event.currentTarget.setAttribute('aria-pressed', String(on));
+  map.easeTo({ pitch: on ? 60 : 0, bearing: on ? -20 : 0, duration: 600 });
+});
+
+map.on('load', async () => {
+  for (const layer of LAYERS) {
+    clickable.push(...addLayer(map, layer));
+    setVisible(map, layer, visible.get(layer.id));
+  }
+  renderLayerList();
+  await loadAll();
+  fitToCity();
+  map.once('idle', () => performance.mark('cityverse-layers-drawn'));
+  document.body.dataset.ready = 'true';
+  openFromHash();
+  openStream();
+});
+
+map.on('click', (event) => {
+  const hits = map.queryRenderedFeatures(event.point, { layers: clickable.filter((id) => map.getLayer(id)) });
+  const hit = hits[0];
+  if (!hit) return;
+  if (hit.properties.cluster) {
+    const source = map.getSource(hit.source);
+    source.getClusterExpansionZoom(hit.properties.cluster_id).then((zoom) => {
+      map.easeTo({ center: hit.geometry.coordinates, zoom });
+    });
+    return;
+  }
+  window.location.hash = `entity=${encodeURIComponent(hit.properties.id)}`;
+});
+map.on('mousemove', (event) => {
+  const over = map.queryRenderedFeatures(event.point, { layers: clickable.filter((id) => map.getLayer(id)) });
+  map.getCanvas().style.cursor = over.length ? 'pointer' : '';
+});
+
+initWater();
+
+// ---------------------------------------------------------------- loading
+
+async function loadAll() {
+  let types;
+  try {
+    types = await entityTypes();
+  } catch (error) {
+    document.getElementById('layers').append(el('li', { class: 'error', role: 'alert' }, t('failed', error.message)));
+    return;
+  }
+  const jobs = [];
+  for (const { iri, name } of types) {
+    const layer = layerForType(name);
+    if (!layer) continue;
+    if (!typeIris.has(name)) typeIris.set(name, []);
+    typeIris.get(name).push(iri);
+    jobs.push(featuresOfType(iri, (page) => {
+      for (const feature of page) putFeature(feature, iri, layer);
+    }).catch((error) => console.warn(`could not load ${name}: ${error.message}`)));
+  }
+  await Promise.all(jobs);
+  flush();
+  renderLayerList();
+}
+
+function fitToCity() {
+  const bounds = new maplibregl.LngLatBounds();
+  for (const stored of entities.values()) {
+    const geometry = stored.feature.geometry;
+    if (!geometry) continue;
+    for (const position of positions(geometry)) bounds.extend(position);
+  }
+  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 17 });
+}
+
+function positions(geometry) {
+  const out = [];
+  const walk = (c) => {
+    if (typeof c[0] === 'number') out.push(c);
+    else for (const inner of c) walk(inner);
+  };
+  if (geometry.coordinates) walk(geometry.coordinates);
+  return out;
+}
+
+function flyToGeometry(geometry) {
+  const points = positions(geometry);
+  if (!points.length) return;
+  const bounds = points.reduce((b, p) => b.extend(p), new maplibregl.LngLatBounds(points[0], points[0]));
+  map.fitBounds(bounds, { padding: 80, maxZoom: 17, duration: 500 });
+}
+
+// ---------------------------------------------------------------- layer list
+
+const layerCounts = new Map();
+
+function renderLayerList() {
+  const list = document.getElementById('layers');
+  layerCounts.clear();
+  const items = [];
+  for (const layer of LAYERS) {
+    const count = entitiesOfLayer(layer.id).length;
+    if (layer.onlyWhenPresent && count === 0) continue;
+    const id = `layer-${layer.id}`;
+    const badge = el('span', { class: 'badge', 'aria-label': t('entities', count) }, String(count));
+    layerCounts.set(layer.id, badge);
+    items.push(el('li', {},
+      el('input', { type: 'checkbox', id, checked: visible.get(layer.id), 'data-layer': layer.id,
+        onchange: (event) => toggle(layer, event.target.checked) }),
+      el('span', { class: 'swatch', style: `background:${layer.colour}`, 'aria-hidden': 'true' }),
+      el('label', { for: id }, t(`layer_${layer.id}`)),
+      badge));
+  }
+  list.replaceChildren(...items);
+}
+
+function updateCount(layerId) {
+  const badge = layerCounts.get(layerId);
+  const count = entitiesOfLayer(layerId).length;
+  badge.textContent = String(count);
+  badge.setAttribute('aria-label', t('entities', count));
+}
+
+function toggle(layer, on) {
+  visible.set(layer.id, on);
+  setVisible(map, layer, on);
+}
+
+// ---------------------------------------------------------------- live
+
+let liveState = 'off';
+
+function setLiveText() {
+  const box = document.getElementById('live');
+  box.dataset.state = liveState;
+  document.getElementById('live-text').textContent =
+    liveState === 'on' ? t('liveOn') : liveState === 'unavailable' ? t('liveUnavailable') : t('liveOff');
+}
+
+/** Follow the server's stream of changes: each notification updates the map at once. */
+function openStream() {
+  if (typeof EventSource === 'undefined') return;
+  // EventSource sends no Link header: name every type by its full IRI.
+  const iris = new Set();
+  for (const layer of LAYERS) {
+    for (const name of layer.types) {
+      for (const iri of typeIris.get(name) ?? [`${DEFAULT_VOCAB}${name}`]) iris.add(iri);
+    }
+  }
+  const query = new URLSearchParams({ type: [...iris].join(','), options: 'keyValues' });
+  const source = new EventSource(`${STREAM_URL}?${query}`);
+  let opened = false;
+  source.onopen = () => {
+    opened = true;
+    liveState = 'on';
+    setLiveText();
+  };
+  source.onerror = () => {
+    // EventSource reconnects by itself after a drop; a stream that never opened is absent.
+    liveState = opened ? 'off' : 'unavailable';
+    if (!opened) source.close();
+    setLiveText();
+  };
+  const handle = (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    applyNotification(message);
+  };
+  source.onmessage = handle;
+  source.addEventListener('notification', handle);
+}
+
+const ATTRIBUTE_TYPES = new Set(['Property', 'Relationship', 'GeoProperty', 'LanguageProperty',
+  'VocabProperty', 'JsonProperty', 'ListProperty', 'ListRelationship']);
+
+/** Apply a notification (GS CIM 009 5.3.1: `data` holds the changed entities). */
+export function applyNotification(message) {
+  const items = Array.isArray(message?.data) ? message.data : [message];
+  for (const item of items) {
+    if (!item || typeof item.id !== 'string') continue;
+    if (item.deletedAt && Object.keys(item).every((k) => ['id', 'type', 'deletedAt', '@context'].includes(k))) {
+      removeEntity(item.id);
+      continue;
+    }
+    const attrs = {};
+    let geometry = null;
+    for (const [name, value] of Object.entries(item)) {
+      if (name === 'id' || name === 'type' || name === '@context') continue;
+      const short = shortName(name);
+      const plain = value && typeof value === 'object' && ATTRIBUTE_TYPES.has(value.type)
+        ? (value.value ?? value.object ?? value.languageMap ?? value.json ?? value.vocab)
+        : value;
+      if (short === 'location' && plain && plain.type) geometry = plain;
+      else attrs[short] = plain;
+    }
+    if (!updateAttrs(item.id, attrs, geometry)) {
+      const typeName = shortName(Array.isArray(item.type) ? item.type[0] : item.type);
+      const layer = layerForType(typeName);
+      if (!layer) continue;
+      const iri = typeIris.get(typeName)?.[0] ?? item.type;
+      putFeature({ id: item.id, geometry, properties: attrs }, iri, layer);
+    }
+  }
+}
+window.cityverse.applyNotification = applyNotification;

@@ -1,0 +1,154 @@
+// The water twin's panels: KPI cards and the scenario runner, over the water API
+// (docs/water.md). Without the API, or without a network, they say "not available".
+
+import { getJson, WATER_API } from './api.js';
+import { onLanguage, t } from './i18n.js';
+import { el } from './panels.js';
+
+// The scenarios a person can run from here, each compared with a baseline run.
+const PRESETS = [
+  { key: 'drought20', spec: { kind: 'drought', cuts: { '*': 20 }, name: 'drought -20%' } },
+  { key: 'drought40', spec: { kind: 'drought', cuts: { '*': 40 }, name: 'drought -40%' } },
+  { key: 'leakage', spec: { kind: 'pressure', leakage: { coefficient: 0.02, exponent: 1.0, zones: ['*'] }, name: 'leakage' } },
+];
+const JOB_WAIT_MS = 180_000;
+
+// The three cards, each from the network KPIs of a run.
+const CARDS = [
+  ['waterBalance', (k) => pct(k.waterLossesPercent), (k) => `${fmt(k.systemInputVolume)} m³`],
+  ['nrw', (k) => pct(k.nonRevenueWaterPercent), (k) => `${fmt(k.nonRevenueWater)} m³`],
+  ['pressureAdequacy', (k) => typeof k.nodesBelowMinPressurePercent === 'number'
+    ? pct(100 - k.nodesBelowMinPressurePercent) : '–', (k) => `min ${fmt(k.minimumPressure)} m`],
+];
+const COMPARED = ['systemInputVolume', 'waterLossesPercent', 'nonRevenueWaterPercent',
+  'nodesBelowMinPressurePercent', 'unservedDemand', 'meanPressure', 'minimumPressure'];
+
+let network = null; // the network's name, or null without a water API / network
+let kpis = null;
+let lastComparison = null;
+let running = false;
+
+function fmt(value) {
+  if (typeof value !== 'number') return '–';
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+function pct(value) {
+  return typeof value === 'number' ? `${value.toFixed(1)} %` : '–';
+}
+
+export async function initWater() {
+  onLanguage(render);
+  try {
+    const { body } = await getJson(`${WATER_API}/networks`);
+    const first = Array.isArray(body) ? body[0] : null;
+    network = first ? String(first.id).split(':').pop() : null;
+    if (network) await loadKpis();
+  } catch {
+    network = null;
+  }
+  render();
+}
+
+/** The KPIs of the network's latest successful baseline run. */
+async function loadKpis() {
+  const { body } = await getJson(`${WATER_API}/networks/${encodeURIComponent(network)}/scenarios`);
+  const baselines = body.filter((row) => row.inputParameters?.kind === 'baseline' && row.outcome?.kpis?.network);
+  kpis = baselines.length ? baselines[baselines.length - 1].outcome.kpis.network : null;
+}
+
+function render() {
+  renderKpis();
+  renderScenarios();
+}
+
+function renderKpis() {
+  const box = document.getElementById('kpis');
+  if (!network) {
+    box.replaceChildren(el('p', { class: 'muted unavailable' }, t('kpiUnavailable')));
+    return;
+  }
+  if (!kpis) {
+    box.replaceChildren(el('p', { class: 'muted' }, t('noBaseline')));
+    return;
+  }
+  box.replaceChildren(...CARDS.map(([word, main, detail]) =>
+    el('div', { class: 'kpi', 'data-kpi': word },
+      el('span', { class: 'kpi-label' }, t(word)),
+      el('span', { class: 'kpi-value' }, main(kpis)),
+      el('span', { class: 'kpi-label' }, detail(kpis)))));
+}
+
+function renderScenarios() {
+  const box = document.getElementById('scenarios');
+  if (!network) {
+    box.replaceChildren(el('p', { class: 'muted unavailable' }, t('scenarioUnavailable')));
+    return;
+  }
+  const select = el('select', { id: 'scenario' },
+    PRESETS.map((p) => el('option', { value: p.key }, t(`preset_${p.key}`))));
+  const result = el('div', { id: 'scenario-result', 'aria-live': 'polite' });
+  const button = el('button', { type: 'button', class: 'btn', disabled: running,
+    onclick: () => run(select.value, result, button) }, t('run'));
+  box.replaceChildren(el('label', { for: 'scenario' }, t('scenario')), select, button, result);
+  if (lastComparison) result.replaceChildren(comparison(lastComparison));
+}
+
+/** Run the chosen scenario and a baseline, wait for the job, and compare their KPIs. */
+async function run(key, result, button) {
+  const preset = PRESETS.find((p) => p.key === key);
+  running = true;
+  button.disabled = true;
+  result.replaceChildren(el('p', { class: 'muted' }, t('running')));
+  try {
+    const base = `${WATER_API}/networks/${encodeURIComponent(network)}`;
+    const { body, response } = await getJson(`${base}/scenarios`, { 'Content-Type': 'application/json' }, {
+      method: 'POST',
+      body: JSON.stringify([{ kind: 'baseline', name: 'baseline' }, preset.spec]),
+    });
+    await waitForJob(response.headers.get('Location') || `${WATER_API}/jobs/${body.id}`);
+    const ids = body.scenarios.join(',');
+    lastComparison = (await getJson(`${WATER_API}/compare?scenarios=${encodeURIComponent(ids)}`)).body;
+    await loadKpis();
+    renderKpis();
+    result.replaceChildren(comparison(lastComparison));
+  } catch (error) {
+    result.replaceChildren(el('p', { class: 'error', role: 'alert' }, t('failed', error.message)));
+  } finally {
+    running = false;
+    button.disabled = false;
+  }
+}
+
+// A run is a job the server finishes in its own time: ask about it until it is done.
+async function waitForJob(url) {
+  const until = Date.now() + JOB_WAIT_MS;
+  while (Date.now() < until) {
+    const { body } = await getJson(url);
+    if (body.status === 'succeeded') return body;
+    if (body.status === 'failed') throw new Error(body.error?.detail || 'the run failed');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error('the run took too long');
+}
+
+/** A table of each KPI: baseline, scenario, and the change. */
+function comparison(body) {
+  const [baseline, scenario] = body.scenarios;
+  const rows = COMPARED.filter((name) => body.network?.[name]).map((name) => {
+    const before = body.network[name][baseline.id];
+    const after = body.network[name][scenario.id];
+    const delta = typeof before === 'number' && typeof after === 'number' ? after - before : null;
+    return el('tr', { 'data-kpi': name },
+      el('th', { scope: 'row' }, name),
+      el('td', {}, fmt(before)),
+      el('td', {}, fmt(after)),
+      el('td', {}, delta === null ? '–' : `${delta > 0 ? '+' : ''}${fmt(delta)}`));
+  });
+  return el('table', { class: 'compare' },
+    el('caption', { class: 'visually-hidden' }, scenario.name ?? ''),
+    el('thead', {}, el('tr', {},
+      el('th', { scope: 'col' }, t('kpi')), el('th', { scope: 'col' }, t('baseline')),
+      el('th', { scope: 'col' }, t('result')), el('th', { scope: 'col' }, t('difference')))),
+    el('tbody', {}, rows));
+}

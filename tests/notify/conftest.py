@@ -1,0 +1,51 @@
+"""Apps that run their services (the notifier) over the test's store, and store reopening."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from cityverse.api.app import create_app
+from cityverse.settings import Settings
+from cityverse.store.base import EntityStore
+from cityverse.store.postgres import PostgresStore
+from cityverse.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Quick retries and polling, so that failures and recoveries show within a test."""
+    return Settings(
+        data_dir=str(tmp_path),
+        notify_timeout=1.0,
+        notify_retry_base=0.05,
+        notify_retry_max=0.2,
+        notify_poll=0.02,
+        notify_lease=2.0,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    store: EntityStore, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
+    """The app over ``store`` with its lifespan run (store opened, services started)."""
+    app = create_app(settings, store=store)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
+            yield c, app
+
+
+def same_store(store: Any) -> EntityStore:
+    """A new store object over the same file or database schema (a restarted server)."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store.conninfo, schema=store.schema)
