@@ -32,7 +32,9 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
         raise BadRequestData(f"unknown forecast options: {', '.join(unknown)}")
     out: dict[str, Any] = {}
     if "start" in body:
-        out["start"] = datetime.fromisoformat(normalise_datetime(body["start"]).replace("Z", "+00:00"))
+        out["start"] = datetime.fromisoformat(
+            normalise_datetime(body["start"]).replace("Z", "+00:00")
+        )
     horizon = body.get("horizon", HORIZON)
     if not isinstance(horizon, int) or isinstance(horizon, bool) or not 1 <= horizon <= HORIZON:
         raise BadRequestData(f"horizon is a number of hours from 1 to {HORIZON}")

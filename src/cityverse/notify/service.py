@@ -80,6 +80,9 @@ class Lane:
         self.capacity = workers * LANE_QUEUE
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self.blocked_until = 0.0
+        self.probing = False
+        """After a failure: one delivery at a time is tried until one succeeds."""
+        self.sending = 0
         self.tasks = [
             asyncio.create_task(notifier._work(self), name=f"notify:{endpoint[:40]}")
             for _ in range(workers)
@@ -174,6 +177,7 @@ class Notifier:
             await self._http.close()
         if self._mqtt is not None:
             await self._mqtt.close()
+        await self.store.release()
 
     def listener(self, event: str, tenant: str) -> None:
         """Wake the loop (``Broker.listeners``); a subscription change reloads them."""
@@ -365,18 +369,29 @@ class Notifier:
 
     async def _dispatch(self) -> None:
         now = time.time()
+        lease_until = now + self.settings.notify_lease
         exclude = [
-            key for key, lane in self._lanes.items() if lane.room() <= 0 or lane.blocked_until > now
+            key
+            for key, lane in self._lanes.items()
+            if lane.room() <= 0 or lane.blocked_until > now or lane.probing
         ]
         limit = 500
         due = await self.store.lease_deliveries(
-            now, now + self.settings.notify_lease, limit, exclude=exclude, owner=self.owner
+            now, lease_until, limit, exclude=exclude, owner=self.owner
         )
+        # A failing endpoint gets one probe at a time once its backoff has passed: its
+        # backlog stays in the outbox instead of being leased and handed back in bulk.
+        for key, lane in list(self._lanes.items()):
+            idle = not lane.sending and lane.queue.empty()
+            if lane.probing and lane.blocked_until <= now and idle:
+                due += await self.store.lease_deliveries(
+                    now, lease_until, 1, exclude=[], owner=self.owner, only=key
+                )
         for delivery in due:
             # A lane may take a little more than its room here: the rows are leased
             # already, and a full lane is excluded from the next lease.
             self._enqueue(delivery)
-        if len(due) == limit:
+        if len(due) >= limit:
             self._dispatch_due = True
             self._wake.set()
 
@@ -387,6 +402,7 @@ class Notifier:
             if lane.blocked_until > now:
                 self._defer(delivery, lane.blocked_until)
                 continue
+            lane.sending += 1
             try:
                 await self._send(delivery)
             except _Early as early:
@@ -401,11 +417,14 @@ class Notifier:
                 log.exception("delivery %s to %s failed unexpectedly", delivery.id, lane.endpoint)
                 self._failed(lane, delivery, f"{type(exc).__name__}: {exc}", permanent=False)
             else:
+                lane.probing = False
                 self._done(
                     DeliveryResult(
                         delivery.id, delivery.tenant, delivery.subscription_id, True, iso_now()
                     )
                 )
+            finally:
+                lane.sending -= 1
 
     async def _send(self, delivery: Delivery) -> None:
         envelope = orjson.loads(delivery.body)
@@ -449,6 +468,7 @@ class Notifier:
             log.warning("giving up notification %s to %s: %s", delivery.id, lane.endpoint, reason)
         else:
             lane.blocked_until = max(lane.blocked_until, cast(float, retry_at))
+            lane.probing = True
         self._done(
             DeliveryResult(
                 delivery.id,

@@ -9,11 +9,15 @@ holding a lease leaves the row to be taken again when the lease runs out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from psycopg import errors
+from psycopg_pool import AsyncConnectionPool
 
 from cityverse.core.entity import iso_now
 from cityverse.store.base import Outcome
@@ -82,6 +86,9 @@ _COLUMNS = (
     "last_failure, last_failure_reason"
 )
 
+NOTIFIER_CONNECTIONS = 2
+"""Connections of the notifier's pool: its loop and its result writer."""
+
 _subscribed: dict[str, bool] = {}
 """Per tenant, whether the last write found subscriptions. Only a hint of which
 statement to send first: the change log insert itself checks again in SQL."""
@@ -131,11 +138,50 @@ class _Taken(Exception):
 
 
 class PostgresOutbox:
-    """Subscription and outbox methods, mixed into the postgres store."""
+    """Subscription and outbox methods, mixed into the postgres store.
+
+    The notifier's own reads and writes (change log, outbox, results) go through a small
+    pool of their own: under load the store's pool has a queue of requests waiting, and
+    a notifier waiting in it would add that wait to every notification.
+    """
+
+    _notify_pool: AsyncConnectionPool | None = None
+    _notify_lock: asyncio.Lock | None = None
 
     if TYPE_CHECKING:
+        conninfo: str
+        _pool: AsyncConnectionPool | None
 
         def _connection(self) -> Any: ...
+
+        async def _configure(self, conn: Any) -> None: ...
+
+    @contextlib.asynccontextmanager
+    async def _notifier_connection(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL store is not open")
+        if self._notify_lock is None:
+            self._notify_lock = asyncio.Lock()
+        async with self._notify_lock:
+            if self._notify_pool is None:
+                pool = AsyncConnectionPool(
+                    self.conninfo,
+                    min_size=1,
+                    max_size=NOTIFIER_CONNECTIONS,
+                    kwargs={"autocommit": True},
+                    configure=self._configure,
+                    open=False,
+                )
+                await pool.open(wait=True, timeout=10.0)
+                self._notify_pool = pool
+        async with self._notify_pool.connection() as conn:
+            yield conn
+
+    async def release(self) -> None:
+        """Close the connections kept for the notifier (it calls this when it stops)."""
+        if self._notify_pool is not None:
+            pool, self._notify_pool = self._notify_pool, None
+            await pool.close()
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -205,14 +251,14 @@ class PostgresOutbox:
 
     async def all_subscriptions(self) -> list[SubscriptionRow]:
         """Every subscription of every tenant, streams included (for the notifier)."""
-        async with self._connection() as conn:
+        async with self._notifier_connection() as conn:
             cursor = await conn.execute(f"SELECT {_COLUMNS} FROM subscriptions ORDER BY seq")
             rows = await cursor.fetchall()
         return [_subscription(row) for row in rows]
 
     async def subscriptions_version(self) -> int:
         """A number that changes whenever any subscription is created, replaced or deleted."""
-        async with self._connection() as conn:
+        async with self._notifier_connection() as conn:
             cursor = await conn.execute("SELECT version FROM subscriptions_version")
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
@@ -221,7 +267,7 @@ class PostgresOutbox:
 
     async def pending_changes(self, limit: int) -> list[ChangeRecord]:
         """The oldest logged changes not yet matched."""
-        async with self._connection() as conn:
+        async with self._notifier_connection() as conn:
             cursor = await conn.execute(
                 "SELECT seq, tenant, entity_id, old, new, at FROM entity_changes "
                 "ORDER BY seq LIMIT %s",
@@ -257,7 +303,7 @@ class PostgresOutbox:
             "l": [lease_until if d.leased and d.not_before <= now else 0.0 for d in deliveries],
         }
         try:
-            async with self._connection() as conn, conn.transaction():
+            async with self._notifier_connection() as conn, conn.transaction():
                 cursor = await conn.execute(_SETTLE, params)
                 row = await cursor.fetchone()
                 if row is None or row[0] != len(seqs):
@@ -268,18 +314,27 @@ class PostgresOutbox:
             return None
 
     async def lease_deliveries(
-        self, now: float, lease_until: float, limit: int, *, exclude: list[str], owner: str
+        self,
+        now: float,
+        lease_until: float,
+        limit: int,
+        *,
+        exclude: list[str],
+        owner: str,
+        only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``."""
-        async with self._connection() as conn:
+        and the live streams of other processes than ``owner``; with ``only``, rows of
+        that endpoint alone."""
+        async with self._notifier_connection() as conn:
             cursor = await conn.execute(
                 "UPDATE outbox SET lease_until = %s WHERE id IN (SELECT id FROM outbox "
                 "WHERE next_at <= %s AND lease_until <= %s AND NOT (endpoint = ANY(%s)) "
                 "AND (endpoint NOT LIKE 'stream:%%' OR endpoint LIKE %s) "
+                "AND (%s::text IS NULL OR endpoint = %s) "
                 "ORDER BY next_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
                 "RETURNING id, tenant, subscription_id, endpoint, body, attempts, created",
-                (lease_until, now, now, exclude, f"{KIND_STREAM}:{owner}:%", limit),
+                (lease_until, now, now, exclude, f"{KIND_STREAM}:{owner}:%", only, only, limit),
             )
             rows = await cursor.fetchall()
         return sorted(
@@ -304,7 +359,7 @@ class PostgresOutbox:
         }
         for attempt in range(3):
             try:
-                async with self._connection() as conn:
+                async with self._notifier_connection() as conn:
                     await conn.execute(_FINISH, params)
                 return
             except errors.DeadlockDetected:
@@ -313,7 +368,7 @@ class PostgresOutbox:
 
     async def outbox_size(self) -> int:
         """Rows waiting in the change log and the outbox together."""
-        async with self._connection() as conn:
+        async with self._notifier_connection() as conn:
             cursor = await conn.execute(
                 "SELECT (SELECT count(*) FROM entity_changes) + (SELECT count(*) FROM outbox)"
             )

@@ -236,10 +236,18 @@ class SqliteOutbox:
             return None
 
     async def lease_deliveries(
-        self, now: float, lease_until: float, limit: int, *, exclude: list[str], owner: str
+        self,
+        now: float,
+        lease_until: float,
+        limit: int,
+        *,
+        exclude: list[str],
+        owner: str,
+        only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``."""
+        and the live streams of other processes than ``owner``; with ``only``, rows of
+        that endpoint alone."""
         own = f"{KIND_STREAM}:{owner}:%"
 
         def job(conn: sqlite3.Connection) -> list[Delivery]:
@@ -248,8 +256,9 @@ class SqliteOutbox:
                 "FROM outbox WHERE next_at <= ? AND lease_until <= ? "
                 "AND endpoint NOT IN (SELECT value FROM json_each(?)) "
                 "AND (endpoint NOT LIKE 'stream:%' OR endpoint LIKE ?) "
+                "AND (? IS NULL OR endpoint = ?) "
                 "ORDER BY next_at, id LIMIT ?",
-                (now, now, orjson.dumps(exclude).decode(), own, limit),
+                (now, now, orjson.dumps(exclude).decode(), own, only, only, limit),
             ).fetchall()
             if rows:
                 conn.executemany(
@@ -291,6 +300,9 @@ class SqliteOutbox:
             )
 
         await self._write(job)
+
+    async def release(self) -> None:
+        """Nothing to close: the notifier uses the store's own connections."""
 
     async def outbox_size(self) -> int:
         """Rows waiting in the change log and the outbox together."""

@@ -156,10 +156,18 @@ class SubscriptionStore(Protocol):
         ...
 
     async def lease_deliveries(
-        self, now: float, lease_until: float, limit: int, *, exclude: list[str], owner: str
+        self,
+        now: float,
+        lease_until: float,
+        limit: int,
+        *,
+        exclude: list[str],
+        owner: str,
+        only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``."""
+        and the live streams of other processes than ``owner``; with ``only``, rows of
+        that endpoint alone."""
         ...
 
     async def finish_deliveries(self, results: list[DeliveryResult]) -> None:
@@ -168,4 +176,8 @@ class SubscriptionStore(Protocol):
 
     async def outbox_size(self) -> int:
         """Rows waiting in the change log and the outbox together."""
+        ...
+
+    async def release(self) -> None:
+        """Close what the store opened for the notifier (it calls this when it stops)."""
         ...

@@ -19,11 +19,12 @@ from cityverse.api.app import create_app
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore
 from cityverse.store.temporal import ImportRow
+from cityverse.twins.water import demand
 from cityverse.twins.water import forecast as fc
 from cityverse.twins.water.calendar import MOROCCO, Calendar
-from cityverse.twins.water.model import element_id
-from cityverse.twins.water.twin import water_context
-from tests.twins.water.conftest import TINY
+from cityverse.twins.water.model import Placement, element_id
+from cityverse.twins.water.twin import import_network, water_context
+from tests.twins.water.conftest import ANCHOR, TINY
 
 W = "/cityverse/v1/water"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -48,7 +49,10 @@ def seasonal(days: int, end: pd.Timestamp, seed: int, scale: float = 20.0) -> pd
     return pd.Series(values, index=index)
 
 
-def frame(days: int = 63, end: pd.Timestamp = START + pd.Timedelta(days=7)) -> pd.DataFrame:
+WEEK_AFTER = START + pd.Timedelta(days=7)
+
+
+def frame(days: int = 63, end: pd.Timestamp = WEEK_AFTER) -> pd.DataFrame:
     return pd.DataFrame({"A": seasonal(days, end, 1), "B": seasonal(days, end, 2, scale=8.0)})
 
 
@@ -67,7 +71,9 @@ def test_data_from_the_start_on_is_never_read() -> None:
     # ...while data before the start does matter.
     earlier = data.copy()
     earlier.loc[(earlier.index < START) & (earlier.index >= START - pd.Timedelta(days=2)), "A"] *= 2
-    assert fc.forecast(earlier, START, calendar=MOROCCO).zones["A"].values != first.zones["A"].values
+    assert (
+        fc.forecast(earlier, START, calendar=MOROCCO).zones["A"].values != first.zones["A"].values
+    )
 
 
 def test_forecast_follows_the_cycle_and_intervals_hold_the_truth_at_their_rate() -> None:
@@ -134,6 +140,29 @@ def test_calendar_knows_moroccan_holidays_and_ramadan() -> None:
     assert table["ramadan"].tolist() == [1, 1, 1, 1]
     with pytest.raises(ValueError, match="no public holidays"):
         Calendar(country="XX")
+
+
+async def test_the_daily_service_forecasts_every_network(
+    store: EntityStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "tiny.inp"
+    path.write_text(TINY)
+    await import_network(store, "", path, "tiny", Placement.anchored(*ANCHOR))
+    now = demand.next_hour()
+    for link, kind in (("P1", "Pipe"), ("V1", "Valve")):
+        await _flow_history(store, element_id(kind, "tiny", link), kind, seasonal(42, now, 6))
+    service = demand.DemandForecasts(store, every=3600)
+    await service.start()
+    assert await store.get("", demand.entity_id("tiny", "B")) is None  # nothing at start
+    await service.stop()
+    assert await service.round() == 2
+    [a, b] = await demand.read(store, "", "tiny")
+    # A's inflow (P1 less V1) is about zero: the cleaning drops non-positive hours.
+    assert b["status"]["value"] == "available"
+    assert b["validFrom"]["value"]["@value"] == now.strftime("%Y-%m-%dT%H:00:00.000Z")
+    assert a["refZone"]["value"] == "A" and a["status"]["value"] == "unavailable"
+    assert a["dataQuality"]["json"]["nonPositive"] == a["dataQuality"]["json"]["hours"] > 0
+    assert "is valid" in a["unavailableReason"]["value"]
 
 
 # -- the API ------------------------------------------------------------------------------

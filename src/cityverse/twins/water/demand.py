@@ -13,17 +13,19 @@ zone; ``DemandForecasts`` is the app service that does it again every day::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from cityverse.core.entity import format_utc, iso_now, parse_entity, render_entity
+from cityverse.core.errors import OperationNotSupported
 from cityverse.core.model import Entity
 from cityverse.store.base import Change, EntityFilter, EntityStore
-from cityverse.store.temporal import Period, TimeWindow
+from cityverse.store.temporal import Period, TemporalStore, TimeWindow
 from cityverse.twins.water.analyse import Topology
 from cityverse.twins.water.calendar import MOROCCO, Calendar
 from cityverse.twins.water.engine import Engine
@@ -34,8 +36,8 @@ from cityverse.twins.water.twin import list_networks, open_network, water_contex
 
 log = logging.getLogger("cityverse.water")
 TYPE = "WaterDemandForecast"
-HISTORY_DAYS = 400
-"""How much inflow history a forecast reads (the model uses up to 540 days)."""
+HISTORY_DAYS = 800
+"""How much inflow history a forecast reads: what the model can use."""
 HOUR_MS = 3_600_000
 METHOD = "LightGBM over the network's zones, direct multi-horizon; split-conformal intervals"
 
@@ -74,6 +76,11 @@ async def read_inflows(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Hourly inflow (L/s, UTC) of each zone before ``start``, and for the zones without
     one, why (an inlet that meters nothing)."""
+    if not hasattr(store, "aggregate"):
+        raise OperationNotSupported(
+            f"the {type(store).__name__} store keeps no history: nothing to forecast from"
+        )
+    history = cast(TemporalStore, store)
     ctx = await water_context()
     flow = ctx.expand("flow")
     end = int(start.timestamp() * 1000)
@@ -89,7 +96,7 @@ async def read_inflows(
             continue
         total = pd.Series(0.0, index=index)
         for link, sign in links:
-            buckets = await store.aggregate(
+            buckets = await history.aggregate(
                 tenant, link, frozenset({flow}), window, Period(millis=HOUR_MS), frozenset({"avg"})
             )
             measured = [b for b in buckets.get(flow, []) if b.dataset_id is None]
@@ -107,7 +114,9 @@ async def read_inflows(
     return pd.DataFrame(columns, index=index), missing
 
 
-def forecast_body(network: str, result: ZoneForecast, made: Forecast, created: str) -> dict[str, Any]:
+def forecast_body(
+    network: str, result: ZoneForecast, made: Forecast, created: str
+) -> dict[str, Any]:
     """A zone's forecast as a normalized NGSI-LD entity (WATER_CONTEXT terms)."""
     start = result.start.to_pydatetime()
     end = start + timedelta(hours=made.horizon)
@@ -232,10 +241,8 @@ class DemandForecasts:
         """Cancel the rounds."""
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-            except asyncio.CancelledError:
-                pass
 
     async def _loop(self) -> None:
         while True:

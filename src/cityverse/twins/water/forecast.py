@@ -25,6 +25,9 @@ reported. A zone with too little history gets no forecast but a reason.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,17 +45,17 @@ MIN_HISTORY_HOURS = 5 * WEEK
 """A zone needs five weeks of history before the start: four of lags, one to learn from."""
 MIN_VALID_SHARE = 0.5
 """...of which at least half must be valid values after cleaning."""
-MAX_TRAIN_DAYS = 540
+MAX_TRAIN_DAYS = 800
 CALIBRATION_DAYS = 28
 SHORT_GAP = 3
 STUCK_HOURS = 6
 SPIKE_MADS = 8.0
 WEATHER = ("temperature", "rain")
 
-# One thread: OpenMP threads that spin-wait collapse (ten times slower) when the server's
-# other work holds the cores, and the forecast shares them with the API.
 ORIGIN_STEP = 2 * DAY
 """Training origins every other day: half the rows, the same seasons."""
+# One thread: OpenMP threads that spin-wait collapse (ten times slower) when the server's
+# other work holds the cores, and the forecast shares them with the API.
 _PARAMS: dict[str, Any] = {
     "objective": "l1",
     "learning_rate": 0.1,
@@ -66,8 +69,9 @@ _PARAMS: dict[str, Any] = {
     "seed": 7,
 }
 RECENT_DAYS = 3
-YEAR_LAG = False
-ENSEMBLE = 1
+"""The last days' profile at an hour is their median (one odd day does not lead)."""
+ENSEMBLE = 3
+"""Models averaged: the first on all rows and features, the others bagged."""
 BAGGED: dict[str, Any] = {"bagging_fraction": 0.7, "bagging_freq": 1, "feature_fraction": 0.6}
 ROUNDS = 200
 CALIBRATION_ROUNDS = 100
@@ -249,8 +253,7 @@ class _Design:
         cols["last_hour"] = _take(self.y, o - 1) * inv
         cols["mean_day"] = _window_mean(self.prefix, o - DAY, o) * inv
         cols["mean_week"] = _window_mean(self.prefix, o - WEEK, o) * inv
-        if YEAR_LAG:
-            cols["lag_year"] = _take(self.y, t - 52 * WEEK) * inv
+        cols["lag_year"] = _take(self.y, t - 52 * WEEK) * inv
         cols["trend"] = _window_mean(self.prefix, o - DAY, o) / _window_mean(
             self.prefix, o - DAY - WEEK, o - WEEK
         )
@@ -264,16 +267,12 @@ class _Design:
         return _Rows(np.column_stack(list(cols.values())), target, base, level, o, t)
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """All-NaN slices are expected (a zone's first weeks): no warning for them."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._w.__exit__(*exc)
+        yield
 
 
 def _dataset(x: NDArray[np.float64], y: NDArray[np.float64]) -> Any:
@@ -327,7 +326,7 @@ def forecast(
         cleaned, report = clean(series)
         result = ZoneForecast(zone=str(zone), start=start, cleaning=report)
         out.zones[str(zone)] = result
-        reason = _too_little(cleaned, start)
+        reason = _too_little(cleaned, report, start)
         if reason is not None:
             result.reason = reason
             continue
@@ -350,9 +349,7 @@ def forecast(
     out.training_rows = len(y_all)
     data = _dataset(x_all, y_all)
     models = [_fit(data, None, ROUNDS, seed) for seed in range(ENSEMBLE)]
-    widths = _calibrate(
-        data, x_all, y_all, base_all, t_all < calib_cut, o_all >= calib_cut, level
-    )
+    widths = _calibrate(data, x_all, y_all, base_all, t_all < calib_cut, o_all >= calib_cut, level)
 
     now = np.array([s], dtype=np.int64)
     for zone, design in designs.items():
@@ -394,7 +391,8 @@ def _calibrate(
         r = ratio[(day == d) & np.isfinite(ratio)]
         if len(r) >= 20:
             lo[d], hi[d] = np.quantile(r, [alpha, 1 - alpha])
-    return lo, hi
+    # An interval always holds its own forecast, however biased the scored weeks were.
+    return np.minimum(lo, 0.0), np.maximum(hi, 0.0)
 
 
 def _weather(weather: pd.DataFrame | None, grid: pd.DatetimeIndex, s: int) -> pd.DataFrame | None:
@@ -421,8 +419,14 @@ def _weather(weather: pd.DataFrame | None, grid: pd.DatetimeIndex, s: int) -> pd
     return out
 
 
-def _too_little(cleaned: pd.Series, start: pd.Timestamp) -> str | None:
+def _too_little(cleaned: pd.Series, report: Cleaning, start: pd.Timestamp) -> str | None:
     seen = cleaned.first_valid_index()
+    if seen is None and report.hours > 0:
+        return (
+            f"none of the {report.hours} hours of inflow before {start.isoformat()} is valid "
+            f"({report.nonpositive} at or below zero, {report.stuck} stuck, "
+            f"{report.spikes} spikes, {report.missing} missing)"
+        )
     span = 0 if seen is None else len(cleaned) - int(cleaned.index.get_loc(seen))
     if span < MIN_HISTORY_HOURS:
         return (
