@@ -200,7 +200,7 @@ async def test_paused_and_expired_do_not_notify(store: EntityStore, settings: Se
 
 
 async def test_tenant_is_named(store: EntityStore, settings: Settings) -> None:
-    """6.3.? A notification of a tenant's subscription carries the NGSILD-Tenant header."""
+    """A notification of a tenant's subscription names it in the NGSILD-Tenant header."""
     tenant = {"NGSILD-Tenant": "berkane"}
     async with Receiver() as receiver, running(store, settings) as (client, _):
         await subscribe(client, sub(receiver.url), headers=tenant)

@@ -1,5 +1,5 @@
-"""Subscription routes (GS CIM 009 v1.8 clause 5.8, HTTP binding 6.10 to 6.11) and the
-live stream of entity changes, a CityVerse extension.
+"""Subscription routes (GS CIM 009 v1.8 clause 5.8) and the live stream of entity
+changes, a CityVerse extension.
 
 ``GET /cityverse/v1/stream`` answers ``text/event-stream`` (Server-Sent Events): one
 ``notification`` event per change that matches the filter given as URL parameters

@@ -40,8 +40,6 @@ FORMATS = {
 ACCEPTS = ("application/json", "application/ld+json", "application/geo+json")
 SCHEMES = ("http", "https", "mqtt", "mqtts")
 MQTT_VERSIONS = ("mqtt3.1.1", "mqtt5.0")
-READ_ONLY = frozenset({"status", "createdAt", "modifiedAt", "@context", "timesSent", "timesFailed"})
-"""Members a client may send back (from a retrieved subscription) but cannot set."""
 UNSUPPORTED = ("csf", "temporalQ")
 
 SUBSCRIPTION_CHANGED = "subscriptions"
@@ -254,7 +252,7 @@ def parse_subscription(
         compile_subscription(SubscriptionRow("", "", doc))
     except NgsiError:
         raise
-    except Exception as exc:  # a part that parsed alone but not together
+    except Exception as exc:  # a part that parsed alone but not together: never a 500
         raise BadRequestData(f"the subscription does not compile: {exc}") from None
     return doc
 

@@ -26,7 +26,7 @@ JSON = "application/json"
 JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 NULL = "urn:ngsi-ld:null"
-"""The value that stands for a deleted attribute (4.5.?, NGSI-LD Null)."""
+"""The NGSI-LD Null: the value that stands for a deleted attribute."""
 
 
 def render_change(

@@ -59,6 +59,9 @@ FLUSH_SIZE = 500
 """Results written back per transaction."""
 PERIODIC_MAX = 1000
 """Most entities in one periodic notification."""
+PARK = 3600.0
+"""Seconds the backlog of a failing endpoint is put off (probes go on meanwhile, and a
+notifier that starts brings it back at once)."""
 STREAM_HEARTBEAT = 60.0
 STREAM_STALE = 300.0
 """A live stream whose process has not renewed it for this long is gone."""
@@ -81,7 +84,9 @@ class Lane:
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self.blocked_until = 0.0
         self.probing = False
-        """After a failure: one delivery at a time is tried until one succeeds."""
+        """After a failure: one delivery at a time is tried until one succeeds, and the
+        rest wait in the outbox, put off until ``parked_until``."""
+        self.parked_until = 0.0
         self.sending = 0
         self.tasks = [
             asyncio.create_task(notifier._work(self), name=f"notify:{endpoint[:40]}")
@@ -190,6 +195,8 @@ class Notifier:
     async def _run(self) -> None:
         poll = self.settings.notify_poll
         last_dispatch = 0.0
+        # Backlogs put off by a process that is gone are due again.
+        await self._quietly(self.store.unpark())
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll)
@@ -296,7 +303,7 @@ class Notifier:
                 item = render_for(sub, entity, hit, change.old, change.at, ctx)
                 body = notification(sub, [item], ctx, change.tenant)
                 endpoint = _endpoint_key(sub)
-                not_before = max(self._throttle(sub, now), self._blocked_until(endpoint))
+                not_before = max(self._throttle(sub, now), self._held_until(endpoint))
                 free = room.get(endpoint, self.settings.notify_concurrency * LANE_QUEUE)
                 go = not_before <= now and free > 0
                 room[endpoint] = free - 1 if go else free
@@ -352,9 +359,13 @@ class Notifier:
 
     # -- delivery ----------------------------------------------------------------------
 
-    def _blocked_until(self, endpoint: str) -> float:
+    def _held_until(self, endpoint: str) -> float:
+        """Until when new notifications to the endpoint wait: its backoff, or its
+        parking while it is being probed."""
         lane = self._lanes.get(endpoint)
-        return 0.0 if lane is None else lane.blocked_until
+        if lane is None:
+            return 0.0
+        return lane.parked_until if lane.probing else lane.blocked_until
 
     def _enqueue(self, delivery: Delivery) -> None:
         if delivery.id in self._inflight:
@@ -400,31 +411,42 @@ class Notifier:
             delivery = await lane.queue.get()
             now = time.time()
             if lane.blocked_until > now:
-                self._defer(delivery, lane.blocked_until)
+                self._defer(delivery, lane.parked_until if lane.probing else lane.blocked_until)
                 continue
             lane.sending += 1
             try:
                 await self._send(delivery)
             except _Early as early:
                 self._defer(delivery, early.until)
-                continue
             except asyncio.CancelledError:
                 self._defer(delivery, time.time())
                 raise
             except DeliveryFailed as exc:
-                self._failed(lane, delivery, exc.reason, permanent=exc.permanent)
+                await self._failed(lane, delivery, exc.reason, permanent=exc.permanent)
             except Exception as exc:
                 log.exception("delivery %s to %s failed unexpectedly", delivery.id, lane.endpoint)
-                self._failed(lane, delivery, f"{type(exc).__name__}: {exc}", permanent=False)
+                reason = f"{type(exc).__name__}: {exc}"
+                await self._failed(lane, delivery, reason, permanent=False)
             else:
-                lane.probing = False
                 self._done(
                     DeliveryResult(
                         delivery.id, delivery.tenant, delivery.subscription_id, True, iso_now()
                     )
                 )
+                if lane.probing:
+                    lane.probing = False
+                    lane.parked_until = 0.0
+                    await self._quietly(self.store.unpark(lane.endpoint))
+                    self._dispatch_due = True
             finally:
                 lane.sending -= 1
+
+    async def _quietly(self, step: Any) -> None:
+        """Run a store step whose failure only costs time (parking, unparking)."""
+        try:
+            await step
+        except Exception:
+            log.warning("notifier store step failed", exc_info=True)
 
     async def _send(self, delivery: Delivery) -> None:
         envelope = orjson.loads(delivery.body)
@@ -455,7 +477,9 @@ class Notifier:
         seconds = float(timeout) / 1000.0 if timeout else self.settings.notify_timeout
         await self._http.send(endpoint, headers, content, seconds)
 
-    def _failed(self, lane: Lane, delivery: Delivery, reason: str, *, permanent: bool) -> None:
+    async def _failed(
+        self, lane: Lane, delivery: Delivery, reason: str, *, permanent: bool
+    ) -> None:
         now = time.time()
         attempts = delivery.attempts + 1
         backoff = min(
@@ -466,9 +490,6 @@ class Notifier:
         if permanent or now - delivery.created > self.settings.notify_retry_for:
             retry_at = None
             log.warning("giving up notification %s to %s: %s", delivery.id, lane.endpoint, reason)
-        else:
-            lane.blocked_until = max(lane.blocked_until, cast(float, retry_at))
-            lane.probing = True
         self._done(
             DeliveryResult(
                 delivery.id,
@@ -480,6 +501,12 @@ class Notifier:
                 retry_at,
             )
         )
+        if retry_at is not None:
+            lane.blocked_until = max(lane.blocked_until, retry_at)
+            if not lane.probing or lane.parked_until <= now:
+                lane.probing = True
+                lane.parked_until = now + PARK
+                await self._quietly(self.store.park(lane.endpoint, lane.parked_until))
 
     def _defer(self, delivery: Delivery, until: float) -> None:
         self._done(

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_subscription ON outbox (tenant, subscription_id);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at, id);
+CREATE INDEX IF NOT EXISTS outbox_endpoint ON outbox (endpoint, next_at);
 CREATE TABLE IF NOT EXISTS subscriptions_version (
     one integer PRIMARY KEY CHECK (one = 1),
     version bigint NOT NULL
@@ -324,23 +325,50 @@ class PostgresOutbox:
         only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``; with ``only``, rows of
-        that endpoint alone."""
+        and the live streams of other processes than ``owner``; with ``only``, the
+        oldest rows of that endpoint, due or not (a probe of a failing endpoint)."""
+        returning = "RETURNING id, tenant, subscription_id, endpoint, body, attempts, created"
         async with self._notifier_connection() as conn:
-            cursor = await conn.execute(
-                "UPDATE outbox SET lease_until = %s WHERE id IN (SELECT id FROM outbox "
-                "WHERE next_at <= %s AND lease_until <= %s AND NOT (endpoint = ANY(%s)) "
-                "AND (endpoint NOT LIKE 'stream:%%' OR endpoint LIKE %s) "
-                "AND (%s::text IS NULL OR endpoint = %s) "
-                "ORDER BY next_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, tenant, subscription_id, endpoint, body, attempts, created",
-                (lease_until, now, now, exclude, f"{KIND_STREAM}:{owner}:%", only, only, limit),
-            )
+            if only is not None:
+                cursor = await conn.execute(
+                    "UPDATE outbox SET lease_until = %s WHERE id IN (SELECT id FROM outbox "
+                    "WHERE endpoint = %s AND lease_until <= %s ORDER BY next_at, id LIMIT %s "
+                    f"FOR UPDATE SKIP LOCKED) {returning}",
+                    (lease_until, only, now, limit),
+                )
+            else:
+                cursor = await conn.execute(
+                    "UPDATE outbox SET lease_until = %s WHERE id IN (SELECT id FROM outbox "
+                    "WHERE next_at <= %s AND lease_until <= %s AND NOT (endpoint = ANY(%s)) "
+                    "AND (endpoint NOT LIKE 'stream:%%' OR endpoint LIKE %s) "
+                    f"ORDER BY next_at, id LIMIT %s FOR UPDATE SKIP LOCKED) {returning}",
+                    (lease_until, now, now, exclude, f"{KIND_STREAM}:{owner}:%", limit),
+                )
             rows = await cursor.fetchall()
         return sorted(
             (Delivery(i, t, s, e, bytes(b), a, c) for i, t, s, e, b, a, c in rows),
             key=lambda d: d.id,
         )
+
+    async def park(self, endpoint: str, until: float) -> None:
+        """Put off the endpoint's due rows that no process holds until ``until``."""
+        now = time.time()
+        async with self._notifier_connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_at = %s WHERE endpoint = %s AND next_at <= %s "
+                "AND lease_until <= %s",
+                (until, endpoint, now, now),
+            )
+
+    async def unpark(self, endpoint: str | None = None) -> None:
+        """Make the rows put off (of one endpoint, or all) due now."""
+        now = time.time()
+        async with self._notifier_connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_at = %s WHERE (%s::text IS NULL OR endpoint = %s) "
+                "AND next_at > %s AND lease_until <= %s",
+                (now, endpoint, endpoint, now, now),
+            )
 
     async def finish_deliveries(self, results: list[DeliveryResult]) -> None:
         """Record attempts: remove sent or dropped rows, reschedule retries, count."""

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_subscription ON outbox (tenant, subscription_id);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at, id);
+CREATE INDEX IF NOT EXISTS outbox_endpoint ON outbox (endpoint, next_at);
 CREATE TABLE IF NOT EXISTS subscriptions_version (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     version INTEGER NOT NULL
@@ -246,20 +247,26 @@ class SqliteOutbox:
         only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``; with ``only``, rows of
-        that endpoint alone."""
+        and the live streams of other processes than ``owner``; with ``only``, the
+        oldest rows of that endpoint, due or not (a probe of a failing endpoint)."""
         own = f"{KIND_STREAM}:{owner}:%"
+        columns = "id, tenant, subscription_id, endpoint, body, attempts, created"
 
         def job(conn: sqlite3.Connection) -> list[Delivery]:
-            rows = conn.execute(
-                "SELECT id, tenant, subscription_id, endpoint, body, attempts, created "
-                "FROM outbox WHERE next_at <= ? AND lease_until <= ? "
-                "AND endpoint NOT IN (SELECT value FROM json_each(?)) "
-                "AND (endpoint NOT LIKE 'stream:%' OR endpoint LIKE ?) "
-                "AND (? IS NULL OR endpoint = ?) "
-                "ORDER BY next_at, id LIMIT ?",
-                (now, now, orjson.dumps(exclude).decode(), own, only, only, limit),
-            ).fetchall()
+            if only is not None:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM outbox WHERE endpoint = ? AND lease_until <= ? "
+                    "ORDER BY next_at, id LIMIT ?",
+                    (only, now, limit),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM outbox WHERE next_at <= ? AND lease_until <= ? "
+                    "AND endpoint NOT IN (SELECT value FROM json_each(?)) "
+                    "AND (endpoint NOT LIKE 'stream:%' OR endpoint LIKE ?) "
+                    "ORDER BY next_at, id LIMIT ?",
+                    (now, now, orjson.dumps(exclude).decode(), own, limit),
+                ).fetchall()
             if rows:
                 conn.executemany(
                     "UPDATE outbox SET lease_until = ? WHERE id = ?",
@@ -268,6 +275,28 @@ class SqliteOutbox:
             return [Delivery(*row) for row in rows]
 
         return await self._write(job)
+
+    async def park(self, endpoint: str, until: float) -> None:
+        """Put off the endpoint's due rows that no process holds until ``until``."""
+        now = time.time()
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET next_at = ? WHERE endpoint = ? AND next_at <= ? "
+                "AND lease_until <= ?",
+                (until, endpoint, now, now),
+            )
+        )
+
+    async def unpark(self, endpoint: str | None = None) -> None:
+        """Make the rows put off (of one endpoint, or all) due now."""
+        now = time.time()
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET next_at = ? WHERE (? IS NULL OR endpoint = ?) "
+                "AND next_at > ? AND lease_until <= ?",
+                (now, endpoint, endpoint, now, now),
+            )
+        )
 
     async def finish_deliveries(self, results: list[DeliveryResult]) -> None:
         """Record attempts: remove sent or dropped rows, reschedule retries, count."""

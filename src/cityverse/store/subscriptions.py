@@ -166,8 +166,18 @@ class SubscriptionStore(Protocol):
         only: str | None = None,
     ) -> list[Delivery]:
         """Lease due outbox rows not leased by anyone, skipping the ``exclude`` endpoints
-        and the live streams of other processes than ``owner``; with ``only``, rows of
-        that endpoint alone."""
+        and the live streams of other processes than ``owner``; with ``only``, the
+        oldest rows of that endpoint, due or not (a probe of a failing endpoint)."""
+        ...
+
+    async def park(self, endpoint: str, until: float) -> None:
+        """Put off the endpoint's due rows that no process holds until ``until`` (the
+        backlog of a failing endpoint, which probes then try one at a time)."""
+        ...
+
+    async def unpark(self, endpoint: str | None = None) -> None:
+        """Make the rows put off (of one endpoint, or all) due now: the endpoint answers
+        again, or a notifier starts."""
         ...
 
     async def finish_deliveries(self, results: list[DeliveryResult]) -> None:
