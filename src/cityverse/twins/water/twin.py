@@ -393,10 +393,7 @@ async def _write_history(
                     )
                     for inst in instances
                 )
-    try:
-        return int(await importer(tenant, rows))
-    except NotImplementedError:
-        return None
+    return int(await importer(tenant, rows))
 
 
 def compare_state(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
