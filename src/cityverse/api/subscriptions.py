@@ -12,7 +12,7 @@ writes of every server process, and is gone when the client disconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,9 +30,13 @@ from cityverse.core.entity import iso_now
 from cityverse.core.errors import BadRequestData, OperationNotSupported
 from cityverse.notify.service import Notifier
 
+log = logging.getLogger("cityverse.notify")
+
 STREAM = "/cityverse/v1/stream"
 KEEP_ALIVE = 15.0
 """Seconds between comments that keep an idle stream's connection open."""
+DISCONNECT_CHECK = 0.5
+"""Seconds between checks that the client of a quiet stream is still there."""
 
 _cleanups: set[asyncio.Task[None]] = set()
 
@@ -153,23 +157,36 @@ async def stream(request: Request) -> Response:
     doc["createdAt"] = doc["modifiedAt"] = iso_now()
     stream_id, queue = await notifier.open_stream(call.tenant, doc)
     return StreamingResponse(
-        _events(notifier, call.tenant, stream_id, queue),
+        _events(request, notifier, call.tenant, stream_id, queue),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    notifier: Notifier, tenant: str, stream_id: str, queue: asyncio.Queue[bytes]
+    request: Request,
+    notifier: Notifier,
+    tenant: str,
+    stream_id: str,
+    queue: asyncio.Queue[bytes],
 ) -> AsyncIterator[bytes]:
     try:
         yield f": stream {stream_id}\n\n".encode()
+        quiet = 0.0
         while True:
             try:
-                content = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+                content = await asyncio.wait_for(queue.get(), DISCONNECT_CHECK)
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                # A server may only learn that the client left when it next writes: look
+                # for the disconnect itself, so that a quiet stream is closed promptly.
+                if await request.is_disconnected():
+                    return
+                quiet += DISCONNECT_CHECK
+                if quiet >= KEEP_ALIVE:
+                    quiet = 0.0
+                    yield b": keep-alive\n\n"
                 continue
+            quiet = 0.0
             event_id = orjson.loads(content).get("id", "")
             yield b"id: " + event_id.encode() + b"\nevent: notification\ndata: " + content + b"\n\n"
     finally:
@@ -180,8 +197,12 @@ async def _events(
 
 
 async def _close(notifier: Notifier, tenant: str, stream_id: str) -> None:
-    with contextlib.suppress(Exception):
+    try:
         await notifier.close_stream(tenant, stream_id)
+    except Exception:
+        # The heartbeat removes a stream whose process stopped renewing it; this one's
+        # process lives on, so a failed removal is worth an operator's notice.
+        log.warning("could not remove live stream %s", stream_id, exc_info=True)
 
 
 SUBSCRIPTION = PREFIX + "/subscriptions/{subscription_id:path}"

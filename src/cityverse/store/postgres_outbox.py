@@ -81,6 +81,8 @@ attribute order a notification shows."""
 
 TABLES: tuple[str, ...] = ("outbox", "entity_changes", "subscriptions")
 """Tables that ``PostgresStore.clear`` empties."""
+DELETE_RETRIES = 5
+"""Attempts at deleting a subscription that deadlocks with the notifier's delivery."""
 
 _COLUMNS = (
     "tenant, id, doc, kind, times_sent, times_failed, last_notification, last_success, "
@@ -241,14 +243,22 @@ class PostgresOutbox:
         """Delete a subscription and its pending deliveries; False if there was none."""
         if "\x00" in tenant or "\x00" in sub_id:
             return False
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                "DELETE FROM outbox WHERE tenant = %s AND subscription_id = %s", (tenant, sub_id)
-            )
-            cursor = await conn.execute(
-                "DELETE FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
-            )
-            return await _bumped(conn, cursor.rowcount > 0)
+        for attempt in range(DELETE_RETRIES):
+            try:
+                async with self._connection() as conn, conn.transaction():
+                    await conn.execute(
+                        "DELETE FROM outbox WHERE tenant = %s AND subscription_id = %s",
+                        (tenant, sub_id),
+                    )
+                    cursor = await conn.execute(
+                        "DELETE FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+                    )
+                    return await _bumped(conn, cursor.rowcount > 0)
+            except errors.DeadlockDetected:
+                # The notifier locks the same outbox rows while it delivers: run again.
+                if attempt == DELETE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def all_subscriptions(self) -> list[SubscriptionRow]:
         """Every subscription of every tenant, streams included (for the notifier)."""
