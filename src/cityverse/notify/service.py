@@ -198,8 +198,7 @@ class Notifier:
         # Backlogs put off by a process that is gone are due again.
         await self._quietly(self.store.unpark())
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
+            await _woken(self._wake, poll)
             self._wake.clear()
             try:
                 await self._match()
@@ -589,6 +588,19 @@ class Notifier:
                 beat = sub.doc.get("heartbeat", 0.0)
                 if sub.kind == KIND_STREAM and now - float(beat) > STREAM_STALE:
                     await self.store.delete_subscription(tenant, sub.id)
+
+
+async def _woken(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives
+    as the event is set, and the loop would then outlive ``stop``.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 def _endpoint_key(sub: Compiled) -> str:
