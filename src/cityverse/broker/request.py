@@ -7,8 +7,9 @@ operation such as ``entities.create(broker, call, body)``; operations never see 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from cityverse.core.context import Context, ContextResolver
 from cityverse.core.errors import BadRequestData, NonexistentTenant
@@ -51,6 +52,65 @@ class Broker:
             listener(event, tenant)
 
 
+Treatment = Literal["show", "hide", "pseudonymise"]
+
+
+class Gate(Protocol):
+    """What the caller may see and change, as the security layer decided for it.
+
+    The broker asks; it never decides. ``OPEN`` (broker.gate) allows everything::
+
+        if gate.hides(entity["type"]): ...          # not even its existence is told
+        gate.attribute(entity["type"], name)        # "show", "hide" or "pseudonymise"
+    """
+
+    restricted: bool
+    """False when every read and write is allowed, so that callers can skip the checks."""
+
+    def hides(self, types: Sequence[str]) -> bool:
+        """True when the caller may not read entities of these (expanded) types."""
+        ...
+
+    def attribute(self, types: Sequence[str], name: str) -> Treatment:
+        """How the attribute ``name`` (expanded) of an entity of ``types`` is shown."""
+        ...
+
+    def pseudonym(self, value: Any) -> str:
+        """The stable pseudonym of a personal value (keyed hash, per tenant)."""
+        ...
+
+    def may_write(self, types: Sequence[str], *, delete: bool = False) -> bool:
+        """True when the caller may change (or, with ``delete``, delete) such entities."""
+        ...
+
+    def disclosed(self, entity_id: str, name: str) -> None:
+        """Note that a personal attribute of ``entity_id`` was shown (for the audit)."""
+        ...
+
+
+class _Open:
+    restricted = False
+
+    def hides(self, types: Sequence[str]) -> bool:
+        return False
+
+    def attribute(self, types: Sequence[str], name: str) -> Treatment:
+        return "show"
+
+    def pseudonym(self, value: Any) -> str:
+        return str(value)
+
+    def may_write(self, types: Sequence[str], *, delete: bool = False) -> bool:
+        return True
+
+    def disclosed(self, entity_id: str, name: str) -> None:
+        return None
+
+
+OPEN: Gate = _Open()
+"""The gate of a caller who may do everything (internal calls, security switched off)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """A normalised request: who asks, in which tenant, with which @context."""
@@ -60,6 +120,8 @@ class Call:
     principal: str | None = None
     ld_body: bool = False
     """True when the body is application/ld+json: each entity in it carries its @context."""
+    gate: Gate = OPEN
+    """What the caller may see and change (``broker.gate`` applies it)."""
 
 
 def parse_tenant(raw: str | None) -> str:

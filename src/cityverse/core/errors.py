@@ -144,3 +144,39 @@ class MethodNotAllowed(NgsiError):
     @property
     def problem_type(self) -> str:
         return "about:blank"
+
+
+class Unauthenticated(NgsiError):
+    """401: no credentials, or credentials that are not valid."""
+
+    status = 401
+    type_name = "Unauthenticated"
+    title = "Authentication required"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
+
+
+class Forbidden(NgsiError):
+    """403: the caller is known but its role does not allow the operation."""
+
+    status = 403
+    type_name = "Forbidden"
+    title = "Forbidden"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
+
+
+class TooManyRequests(NgsiError):
+    """429: the caller went over its request rate."""
+
+    status = 429
+    type_name = "TooManyRequests"
+    title = "Too many requests"
+
+    @property
+    def problem_type(self) -> str:
+        return "about:blank"
