@@ -95,6 +95,42 @@ class Settings:
     """Dask distributed scheduler (``tcp://host:8786``) that runs the water twin's scenario
     batches; empty runs them on this machine's cores."""
 
+    auth: str = "off"
+    """``on``: every request needs an identity (API key or bearer token) unless the
+    tenant's policy opens it to the public; ``off`` serves everything to everyone (local
+    development only: ``cityverse serve --insecure-open``)."""
+    policy_file: str = ""
+    """JSON file of the tenants' roles and personal-data inventory (docs/security.md);
+    empty uses the built-in roles. A policy set through the API wins over the file."""
+    secret_key: str = ""
+    """The site's secret (audit chain, pseudonyms); empty keeps a random one in
+    ``<data dir>/secret.key``."""
+    oidc_issuer: str = ""
+    """Issuer (``iss``) of the bearer tokens accepted, e.g. a Keycloak realm URL; empty
+    accepts API keys only."""
+    oidc_audience: str = ""
+    """Audience (``aud``) the bearer tokens must carry; empty does not check it."""
+    oidc_jwks: str = ""
+    """The issuer's signing keys: a JWKS URL (fetched and cached) or a file path (for
+    sites without a route to the provider)."""
+    oidc_roles_claim: str = "roles"
+    """Claim holding a token's roles (dotted path, e.g. ``realm_access.roles``); values
+    are ``role`` or ``tenant:role``."""
+    oidc_tenant_claim: str = "tenant"
+    """Claim naming the tenant(s) where a token's bare roles apply (else the default)."""
+    audit_log: str = ""
+    """File of the hash-chained audit log; empty is ``<data dir>/audit.log``; ``off``
+    keeps none."""
+    rate_limit: float = 1000.0
+    """Requests per second one identity (or one address, without credentials) may make,
+    in bursts of twice as many; 0 is no limit."""
+    data_residency: str = "on this server (its data directory and store)"
+    """Where the city's data is stored, as the operator states it (``cityverse status``)."""
+    tls_cert: str = ""
+    """PEM certificate file: serve HTTPS (with ``tls_key``)."""
+    tls_key: str = ""
+    """PEM private key file of ``tls_cert``."""
+
     @property
     def store_url(self) -> str:
         """The store URL in force (the SQLite default resolved against ``data_dir``)."""

@@ -15,17 +15,29 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cityverse import __version__
-from cityverse.api import iot, ngsi_ld, subscriptions, temporal, water, water_forecast, water_leaks
+from cityverse.api import (
+    iot,
+    ngsi_ld,
+    openapi,
+    security,
+    subscriptions,
+    temporal,
+    water,
+    water_forecast,
+    water_leaks,
+)
 from cityverse.api.http import JSON, problem_response
 from cityverse.broker.jsonld import hosted_lookup
 from cityverse.broker.request import Broker
@@ -41,6 +53,11 @@ from cityverse.core.errors import (
 from cityverse.demo.service import DemoService
 from cityverse.ingest.iot.agent import IotAgent
 from cityverse.notify.service import Notifier
+from cityverse.security.audit import AuditLog
+from cityverse.security.guard import Guard
+from cityverse.security.middleware import SecurityMiddleware
+from cityverse.security.privacy import PersonalRetention
+from cityverse.security.secrets import site_secret
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore, open_store
 from cityverse.twins.water.demand import DemandForecasts
@@ -90,7 +107,11 @@ async def source_identity(request: Request) -> Response:
     body = {
         "id": "urn:ngsi-ld:ContextSourceIdentity:cityverse",
         "type": "ContextSourceIdentity",
-        "contextSourceExtras": {"product": "CityVerse", "version": __version__},
+        "contextSourceExtras": {
+            "product": "CityVerse",
+            "version": __version__,
+            "security": "on" if request.app.state.guard.enabled else "OFF: open to everyone",
+        },
         "contextSourceUptime": f"PT{int(time.monotonic() - request.app.state.started)}S",
         "contextSourceTimeAt": iso_now(),
         "contextSourceAlias": "cityverse",
@@ -108,7 +129,13 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
         local=hosted_lookup(the_store),
     )
     broker = Broker(settings=settings, store=the_store, contexts=contexts)
+    secret = site_secret(settings)
+    guard = Guard.from_settings(settings, the_store, secret)
+    audit = audit_log(settings, secret)
     services: list[Service] = []
+    if audit is not None:
+        services.append(audit)
+    services.append(PersonalRetention(the_store, guard.policy))
     services.append(Retention.for_broker(broker))
     services.append(IotAgent(broker))
     services.append(WaterJobs(broker))
@@ -149,20 +176,38 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
             *water.routes,
             *water_leaks.routes,
             *water_forecast.routes,
+            *openapi.routes,
+            *security.routes,
             *ui_routes,
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
+        middleware=[Middleware(SecurityMiddleware, guard=guard, audit=audit)],
     )
+    if not guard.enabled:
+        log.warning(
+            "SECURITY IS OFF (CITYVERSE_AUTH=off / --insecure-open): every caller may read,"
+            " change and delete everything; never run a city's twin like this"
+        )
     if settings.demo_speed > 0:
         # The demo city: loaded into the store, then played through this same API.
         services.append(DemoService(broker, settings))
     app.state.broker = broker
+    app.state.guard = guard
+    app.state.audit = audit
     app.state.services = services
     app.state.notifier = notifier
     app.state.settings = settings
     app.state.started = time.monotonic()
     return app
+
+
+def audit_log(settings: Settings, secret: bytes) -> AuditLog | None:
+    """The audit log the settings name (None when switched off)."""
+    if settings.audit_log == "off":
+        return None
+    path = settings.audit_log or str(Path(settings.data_dir) / "audit.log")
+    return AuditLog(path, secret)
 
 
 def app_from_env() -> Starlette:

@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cityverse.broker.request import Broker, Call, parse_tenant
+from cityverse.broker.request import OPEN, Broker, Call, parse_tenant
 from cityverse.core.context import Context
 from cityverse.core.errors import (
     BadRequestData,
@@ -24,6 +24,7 @@ from cityverse.core.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from cityverse.security.middleware import GATE
 
 JSON = "application/json"
 JSON_LD = "application/ld+json"
@@ -165,7 +166,8 @@ async def make_call(request: Request, broker: Broker, body: Any = None) -> Call:
                 " or use Content-Type application/ld+json"
             )
         ctx = await broker.contexts.resolve(link) if link else broker.contexts.core
-    return Call(tenant=tenant, context=ctx, ld_body=ld_body)
+    gate = request.scope.get(GATE, OPEN)
+    return Call(tenant=tenant, context=ctx, ld_body=ld_body, gate=gate)
 
 
 def json_response(

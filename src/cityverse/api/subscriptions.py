@@ -149,7 +149,7 @@ async def stream(request: Request) -> Response:
     call = await make_call(request, broker)
     # Browsers' EventSource cannot send headers: the tenant may come as a parameter.
     if "tenant" in request.query_params and "ngsild-tenant" not in request.headers:
-        call = Call(parse_tenant(request.query_params["tenant"]), call.context)
+        call = Call(parse_tenant(request.query_params["tenant"]), call.context, gate=call.gate)
     params = {k: v for k, v in request.query_params.items() if k != "tenant"}
     doc = subscriptions.parse_subscription(
         stream_body(params), call.context, now=iso_now(), creating=True

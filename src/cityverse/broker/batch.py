@@ -17,6 +17,7 @@ from cityverse.broker.entities import (
     creation,
     merging,
 )
+from cityverse.broker.gate import guarded
 from cityverse.broker.request import Broker, Call
 from cityverse.core.context import Context
 from cityverse.core.entity import iso_now, parse_attributes, parse_entity
@@ -86,7 +87,7 @@ async def _run(
         except NgsiError as exc:
             result.errors.append((_item_id(item), exc))
             continue
-        changes.append(Change(entity_id, mutation))
+        changes.append(Change(entity_id, guarded(call.gate, mutation)))
     if changes:
         outcomes = await broker.store.mutate(call.tenant, changes)
         broker.tenant_written(call.tenant)
@@ -193,6 +194,6 @@ async def delete(broker: Broker, call: Call, body: Any) -> BatchResult:
         return entity_id, apply
 
     result = BatchResult()
-    plain = Call(call.tenant, call.context, call.principal)
+    plain = Call(call.tenant, call.context, call.principal, gate=call.gate)
     await _run(broker, plain, body, factory, result)
     return result

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityverse.broker import attrs as algebra
+from cityverse.broker.gate import check_readable, guarded
 from cityverse.broker.request import Broker, Call
 from cityverse.core.context import Context
 from cityverse.core.entity import (
@@ -71,7 +72,8 @@ def attribute_name(call: Call, name: str) -> str:
 
 
 async def _apply(broker: Broker, call: Call, entity_id: str, mutation: Mutation) -> Entity | None:
-    [outcome] = await broker.store.mutate(call.tenant, [Change(entity_id, mutation)])
+    change = Change(entity_id, guarded(call.gate, mutation))
+    [outcome] = await broker.store.mutate(call.tenant, [change])
     if outcome.error is not None:
         raise outcome.error
     broker.tenant_written(call.tenant)
@@ -109,8 +111,8 @@ async def retrieve(broker: Broker, call: Call, entity_id: str) -> Entity:
     """Retrieve Entity (5.7.1): the stored entity, for a view to render."""
     check_entity_id(entity_id)
     await broker.check_tenant(call.tenant)
-    entity = await broker.store.get(call.tenant, entity_id)
-    return _existing(entity_id, entity)
+    entity = _existing(entity_id, await broker.store.get(call.tenant, entity_id))
+    return check_readable(call.gate, entity_id, entity)
 
 
 async def delete(broker: Broker, call: Call, entity_id: str) -> None:

@@ -29,6 +29,7 @@ def visible(gate: Gate, entity: Entity) -> Entity | None:
     for name, instances in attrs.items():
         treatment = gate.attribute(types, name)
         if treatment == "show":
+            gate.disclosed(entity["id"], name)
             continue
         if shown is None:
             shown = dict(attrs)
