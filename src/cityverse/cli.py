@@ -18,7 +18,10 @@ from cityverse import __version__
 from cityverse.broker.retention import parse_policy
 from cityverse.core.context import ContextResolver
 from cityverse.demo import command as demo_command
+from cityverse.security import cli as security_cli
+from cityverse.security.guard import Guard
 from cityverse.settings import ENV_PREFIX, Settings
+from cityverse.store.base import open_store
 
 IMPORTERS: tuple[str, ...] = (
     "cityverse.twins.water.cli",
@@ -47,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--data-dir", help="data directory (default ./data)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--insecure-open",
+        action="store_true",
+        help="serve without identities: everyone may do everything (local development only)",
+    )
+    serve.add_argument("--policy-file", help="JSON file of the tenants' roles and personal data")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     demo_command.register(commands)
+    security_cli.register(commands)
     importer = commands.add_parser("import", help="import data files into the twin")
     kinds = importer.add_subparsers(dest="kind", required=True, metavar="KIND")
     for module in IMPORTERS:
@@ -71,9 +83,16 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             data_dir=args.data_dir,
             log_level=args.log_level,
+            auth="off" if args.insecure_open else None,
+            policy_file=args.policy_file,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
         # A bad retention policy is refused here in one line, not in a worker's traceback.
         parse_policy(settings.temporal_retention, ContextResolver().core)
+        Guard.from_settings(settings, open_store(settings.store_url), b"")
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
     except ValueError as exc:
         print(f"cityverse: {exc}", file=sys.stderr)
         return 2
@@ -85,13 +104,35 @@ def serve(args: argparse.Namespace) -> int:
         print("cityverse: --workers must be at least 1", file=sys.stderr)
         return 2
     # Worker processes rebuild the settings from the environment: hand the flags down.
-    for name in ("store", "data_dir", "host", "port", "workers", "log_level"):
+    for name in (
+        "store",
+        "data_dir",
+        "host",
+        "port",
+        "workers",
+        "log_level",
+        "auth",
+        "policy_file",
+    ):
         os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))
+    scheme = "https" if settings.tls_cert else "http"
     print(
-        f"CityVerse {__version__}: NGSI-LD API on http://{settings.host}:{settings.port}/ngsi-ld/v1"
-        f" (store {settings.store_url}, {settings.workers} worker(s))",
+        f"CityVerse {__version__}: NGSI-LD API on {scheme}://{settings.host}:{settings.port}"
+        f"/ngsi-ld/v1 (store {settings.store_url}, {settings.workers} worker(s))",
         file=sys.stderr,
     )
+    if settings.auth == "off":
+        print(
+            "WARNING: SECURITY IS OFF (--insecure-open / CITYVERSE_AUTH=off): every caller may"
+            " read, change and delete everything. Never serve a city's data like this.",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            "Security is on: callers need an API key ('cityverse keys create --role admin')"
+            " or a bearer token, unless a tenant's policy opens something to the public.",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "cityverse.api.app:app_from_env",
         factory=True,
@@ -101,6 +142,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         lifespan="on",
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     return 0
 

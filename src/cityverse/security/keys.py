@@ -29,7 +29,7 @@ from cityverse.core.errors import BadRequestData, ResourceNotFound
 from cityverse.core.model import Entity
 from cityverse.security.identity import Identity
 from cityverse.security.policy import ALL, ROLES
-from cityverse.store.base import Change, EntityFilter, EntityStore
+from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, EntityStore
 
 SECURITY_TENANT = "@security"
 NS = "https://cityverse.org/ns/security#"
@@ -84,7 +84,7 @@ def check_role(role: Any, tenant: Any) -> tuple[str, str]:
             f"role must be one of {', '.join(r for r in ROLES if r != 'public')}, not {role!r}"
         )
     if not isinstance(tenant, str) or not (
-        tenant == ALL or re.fullmatch(r"[A-Za-z0-9_\-.]{1,64}", tenant)
+        tenant in (ALL, DEFAULT_TENANT) or re.fullmatch(r"[A-Za-z0-9_\-.]{1,64}", tenant)
     ):
         raise BadRequestData(f"invalid tenant {tenant!r}")
     return role, tenant
