@@ -272,7 +272,7 @@ def _with_db(url: str, db: str) -> str:
 def server(args: argparse.Namespace, store_url: str, tmp: Path) -> Iterator[str]:
     """``cityverse serve`` on a free loopback port, killed (with its workers) on the way out."""
     port = free_port()
-    cmd = [*cityverse_command(), "serve", "--host", HOST, "--port", str(port)]
+    cmd = [*cityverse_command(), "serve", "--insecure-open", "--host", HOST, "--port", str(port)]
     cmd += ["--store", store_url]
     if args.workers:
         cmd += ["--workers", str(args.workers)]

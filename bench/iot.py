@@ -102,7 +102,7 @@ class Broker:
 def serve(store_url: str, tmp: Path, broker: Broker, args: argparse.Namespace) -> Iterator[str]:
     """``cityverse serve`` with the IoT agent on the private broker."""
     port = hl.free_port()
-    cmd = [*hl.cityverse_command(), "serve", "--host", HOST, "--port", str(port)]
+    cmd = [*hl.cityverse_command(), "serve", "--insecure-open", "--host", HOST, "--port", str(port)]
     cmd += ["--store", store_url]
     env = dict(
         os.environ,

@@ -22,7 +22,10 @@ def _entity(tenant: str, kind: str, n: int) -> dict[str, Any]:
         "level": {"type": "Property", "value": n},
         "contactPoint": {"type": "Property", "value": {"email": SECRET}},
         "customer": {"type": "Property", "value": f"customer-{n}"},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [-2.32 + n / 1000, 34.92]}},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [-2.32 + n / 1000, 34.92]},
+        },
     }
 
 
@@ -53,7 +56,9 @@ def _seen(body: Any) -> str:
 
 
 @pytest.mark.parametrize("role", ["analyst", "developer", "citizen", "operator"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(query=queries, temporal=st.booleans())
 async def test_queries_stay_in_their_tenant_and_keep_personal_data(
     secured: Secured, role: str, query: dict[str, str], temporal: bool
@@ -106,15 +111,25 @@ async def test_hidden_types_are_not_even_said_to_exist(secured: Secured) -> None
     )
     assert r.status_code == 204, r.text
     h = secured.headers("citizen")
-    hidden = await secured.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1", headers=h)
-    missing = await secured.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:nothing", headers=h)
+    hidden = await secured.client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1", headers=h
+    )
+    missing = await secured.client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:nothing", headers=h
+    )
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["type"] == missing.json()["type"]
-    listed = await secured.client.get("/ngsi-ld/v1/entities", params={"type": "Building,Streetlight"}, headers=h)
+    listed = await secured.client.get(
+        "/ngsi-ld/v1/entities", params={"type": "Building,Streetlight"}, headers=h
+    )
     assert {e["type"] for e in listed.json()} == {"Streetlight"}
     # And it cannot change what it cannot see.
     body = {"level": {"type": "Property", "value": 99}}
-    r = await secured.client.patch("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1/attrs", json=body, headers=h)
+    r = await secured.client.patch(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1/attrs", json=body, headers=h
+    )
     assert r.status_code in (403, 404)
-    stored = await secured.client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1", headers=secured.headers("admin"))
+    stored = await secured.client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1", headers=secured.headers("admin")
+    )
     assert stored.json()["level"]["value"] == 1

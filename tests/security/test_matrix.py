@@ -80,13 +80,13 @@ async def subscribe(s: Secured, h: dict[str, str]) -> httpx.Response:
 
 
 async def scenario(s: Secured, h: dict[str, str]) -> httpx.Response:
-    return await s.client.post(
-        "/cityverse/v1/water/networks/none/simulations", json={}, headers=h
-    )
+    return await s.client.post("/cityverse/v1/water/networks/none/simulations", json={}, headers=h)
 
 
 async def devices(s: Secured, h: dict[str, str]) -> httpx.Response:
-    body = {"services": [{"apikey": f"k{next(_ids)}", "entity_type": "Thing", "resource": "/iot/d"}]}
+    body = {
+        "services": [{"apikey": f"k{next(_ids)}", "entity_type": "Thing", "resource": "/iot/d"}]
+    }
     return await s.client.post("/iot/services", json=body, headers=h)
 
 

@@ -46,7 +46,7 @@ def inventory(policy: TenantPolicy) -> list[dict[str, Any]]:
 async def erase_expired(store: EntityStore, tenant: str, policy: TenantPolicy, now: int) -> int:
     """Erase personal attributes older than their retention; how many were erased."""
     terms = [
-        (item, keep_millis(kept, now))
+        (item, now - keep_millis(kept, now))
         for item in policy.personal
         if (kept := item.kept_for) is not None
     ]
@@ -92,22 +92,26 @@ async def _erase_history(
     history = getattr(store, "instances", None)
     if history is None:
         return 0
-    found = await history(
-        tenant,
-        entity_id,
-        frozenset({name}),
-        TimeWindow(prop="modifiedAt", end=cutoff),
-        last_n=None,
-        limit=100_000,
-    )
     erased = 0
-    for series in found.values():
-        for instance in series.instances:
-            instance_id = instance.get("instanceId")
-            if instance_id and await store.delete_instance(  # type: ignore[attr-defined]
-                tenant, entity_id, name, str(instance_id)
-            ):
-                erased += 1
+    # An instance's age is its observedAt, or without one the time it was recorded.
+    for prop in ("observedAt", "modifiedAt"):
+        found = await history(
+            tenant,
+            entity_id,
+            frozenset({name}),
+            TimeWindow(prop=prop, end=cutoff),
+            last_n=None,
+            limit=100_000,
+        )
+        for series in found.values():
+            for instance in series.instances:
+                instance_id = instance.get("instanceId")
+                if prop == "modifiedAt" and "observedAt" in instance:
+                    continue
+                if instance_id and await store.delete_instance(  # type: ignore[attr-defined]
+                    tenant, entity_id, name, str(instance_id)
+                ):
+                    erased += 1
     return erased
 
 
