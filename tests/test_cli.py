@@ -39,7 +39,7 @@ def test_serve_answers_on_sqlite_default(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "CITYVERSE_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cityverse.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cityverse.cli", "serve", "--insecure-open", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -95,7 +95,7 @@ class Settings:
     """Dask distributed scheduler (``tcp://host:8786``) that runs the water twin's scenario
     batches; empty runs them on this machine's cores."""
 
-    auth: str = "off"
+    auth: str = "on"
     """``on``: every request needs an identity (API key or bearer token) unless the
     tenant's policy opens it to the public; ``off`` serves everything to everyone (local
     development only: ``cityverse serve --insecure-open``)."""

@@ -16,7 +16,8 @@ from cityverse.store.base import EntityStore
 @pytest.fixture
 def app_settings(tmp_path: Path) -> Settings:
     """Settings for a test app: small limits so that they are cheap to reach."""
-    return Settings(data_dir=str(tmp_path), max_body_bytes=256 * 1024, context_timeout=1.0)
+    return Settings(
+        data_dir=str(tmp_path), auth="off", max_body_bytes=256 * 1024, context_timeout=1.0)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ class Running:
 @asynccontextmanager
 async def running(store: EntityStore, tmp_path: Path, **settings: Any) -> AsyncIterator[Running]:
     """The app over ``store`` with only its IoT agent started (the test owns the store)."""
-    app = create_app(Settings(data_dir=str(tmp_path), **settings), store=store)
+    app = create_app(Settings(data_dir=str(tmp_path), **{"auth": "off", **settings}), store=store)
     agent = next(s for s in app.state.services if isinstance(s, IotAgent))
     await agent.start()
     try:

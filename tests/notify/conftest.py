@@ -23,6 +23,7 @@ def settings(tmp_path: Path) -> Settings:
     """Quick retries and polling, so that failures and recoveries show within a test."""
     return Settings(
         data_dir=str(tmp_path),
+        auth="off",
         notify_timeout=1.0,
         notify_retry_base=0.05,
         notify_retry_max=0.2,

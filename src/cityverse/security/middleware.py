@@ -29,6 +29,13 @@ GATE = "cityverse.gate"
 """The scope key of the request's broker ``Gate`` (``api.http.make_call`` reads it)."""
 
 _API_PREFIXES = ("/ngsi-ld/", "/iot/", "/cityverse/")
+_IOT_ERRORS = {
+    400: "WRONG_SYNTAX",
+    401: "UNAUTHORIZED",
+    403: "ACCESS_FORBIDDEN",
+    429: "TOO_MANY_REQUESTS",
+}
+JSON = "application/json"
 
 
 def secure_headers(tiles_url: str) -> list[tuple[bytes, bytes]]:
@@ -80,11 +87,11 @@ class SecurityMiddleware:
             access = await self.guard.admit(headers, method, path, client)
         except NgsiError as exc:
             self._refused(exc, headers, method, path, client)
-            response = Response(
-                orjson.dumps(exc.to_problem()),
-                status_code=exc.status,
-                media_type="application/json",
-            )
+            body: Any = exc.to_problem()
+            if path.startswith("/iot/"):
+                # The IoT agent API answers errors in the FIWARE IoT agents' own shape.
+                body = {"name": _IOT_ERRORS.get(exc.status, "BAD_REQUEST"), "message": exc.detail}
+            response = Response(orjson.dumps(body), status_code=exc.status, media_type=JSON)
             if isinstance(exc, Unauthenticated):
                 response.headers["WWW-Authenticate"] = 'Bearer realm="cityverse"'
             await response(scope, receive, send)
