@@ -133,3 +133,41 @@ async def test_hidden_types_are_not_even_said_to_exist(secured: Secured) -> None
         "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:default-1", headers=secured.headers("admin")
     )
     assert stored.json()["level"]["value"] == 1
+
+
+async def test_subscriptions_devices_and_keys_stay_in_their_tenant(secured: Secured) -> None:
+    for tenant in ("", "other"):
+        h = secured.headers("operator", tenant)
+        sub = {
+            "type": "Subscription",
+            "entities": [{"type": "Building"}],
+            "notification": {"endpoint": {"uri": f"http://127.0.0.1:9/{tenant or 'default'}"}},
+        }
+        assert (
+            await secured.client.post("/ngsi-ld/v1/subscriptions", json=sub, headers=h)
+        ).status_code == 201
+        group = {
+            "services": [
+                {"apikey": f"k-{tenant or 'default'}", "entity_type": "Thing", "resource": "/iot/d"}
+            ]
+        }
+        iot_h = {**h, "Fiware-Service": tenant} if tenant else h
+        assert (
+            await secured.client.post("/iot/services", json=group, headers=iot_h)
+        ).status_code == 201
+    subs = (
+        await secured.client.get("/ngsi-ld/v1/subscriptions", headers=secured.headers("operator"))
+    ).text
+    assert "/default" in subs and "/other" not in subs
+    groups = (await secured.client.get("/iot/services", headers=secured.headers("operator"))).text
+    assert "k-default" in groups and "k-other" not in groups
+    keys = (
+        await secured.client.get("/cityverse/v1/security/keys", headers=secured.headers("admin"))
+    ).json()
+    assert keys and all(k["tenant"] == "" for k in keys)
+    other_keys = (
+        await secured.client.get(
+            "/cityverse/v1/security/keys", headers=secured.headers("admin", "other")
+        )
+    ).json()
+    assert other_keys and all(k["tenant"] == "other" for k in other_keys)
