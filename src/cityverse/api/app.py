@@ -55,6 +55,7 @@ from cityverse.ingest.iot.agent import IotAgent
 from cityverse.notify.service import Notifier
 from cityverse.security.audit import AuditLog
 from cityverse.security.guard import Guard
+from cityverse.security.keys import ServiceKey
 from cityverse.security.middleware import SecurityMiddleware
 from cityverse.security.privacy import PersonalRetention
 from cityverse.security.secrets import site_secret
@@ -65,6 +66,7 @@ from cityverse.twins.water.jobs import WaterJobs
 from cityverse.ui import routes as ui_routes
 
 log = logging.getLogger("cityverse")
+DEMO_KEY_NAME = "demo city devices and story"
 
 
 class Service(Protocol):
@@ -190,8 +192,12 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
             " change and delete everything; never run a city's twin like this"
         )
     if settings.demo_speed > 0:
-        # The demo city: loaded into the store, then played through this same API.
-        services.append(DemoService(broker, settings))
+        # The demo city: loaded into the store, then played through this same API, with
+        # a key of its own (revoked when the app stops).
+        demo = DemoService(broker, settings)
+        if guard.enabled:
+            services.append(ServiceKey(guard.keys, "operator", DEMO_KEY_NAME, demo.use))
+        services.append(demo)
     app.state.broker = broker
     app.state.guard = guard
     app.state.audit = audit

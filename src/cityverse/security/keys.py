@@ -21,6 +21,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,3 +194,31 @@ def _record(entity: Entity) -> tuple[KeyRecord, str]:
         doc["id"], doc["tenant"], doc["role"], doc["name"], doc["createdAt"], doc.get("revokedAt")
     )
     return record, str(doc["hash"])
+
+
+class ServiceKey:
+    """A key the app mints for one of its own services (the demo's devices, say) at start
+    and revokes at stop; a Service. A key left by a crash is revoked at the next start::
+
+        services.append(ServiceKey(keys, "operator", "demo", lambda h: demo.use(h)))
+    """
+
+    def __init__(
+        self, keys: KeyStore, role: str, name: str, ready: Callable[[dict[str, str]], None]
+    ) -> None:
+        self.keys = keys
+        self.role = role
+        self.name = name
+        self.ready = ready
+        self.record: KeyRecord | None = None
+
+    async def start(self) -> None:
+        for old in await self.keys.list(DEFAULT_TENANT):
+            if old.name == self.name and not old.revoked_at:
+                await self.keys.revoke(DEFAULT_TENANT, old.id)
+        token, self.record = await self.keys.create(DEFAULT_TENANT, self.role, self.name)
+        self.ready({"Authorization": f"Bearer {token}"})
+
+    async def stop(self) -> None:
+        if self.record is not None:
+            await self.keys.revoke(DEFAULT_TENANT, self.record.id)
