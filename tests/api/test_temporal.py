@@ -27,6 +27,7 @@ MAX = 5
 def app_settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=str(tmp_path),
+        auth="off",
         max_body_bytes=256 * 1024,
         context_timeout=1.0,
         temporal_max_instances=MAX,
@@ -141,6 +142,44 @@ async def test_datasets(client: httpx.AsyncClient) -> None:
     assert simple["speed"] == [
         {"type": "Property", "values": [[1, t(1)]]},
         {"type": "Property", "values": [[2, t(2)]], "datasetId": gps},
+    ]
+
+
+async def test_concise_input(client: httpx.AsyncClient) -> None:
+    """4.5.8: concise instances (no type) are accepted on creation and on append."""
+    body = {
+        "id": CAR,
+        "type": "Vehicle",
+        "speed": [{"value": 3, "observedAt": t(1)}, {"value": 4, "observedAt": t(2)}],
+        "driver": {"object": "urn:ngsi-ld:Person:1", "observedAt": t(1)},
+    }
+    r = await client.post(TE, json=body)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"{TE}/{CAR}/attrs", json={"speed": {"value": 5, "observedAt": t(3)}})
+    assert r.status_code == 204, r.text
+    got = await get(client, f"{TE}/{CAR}")
+    assert values(got["speed"]) == [3, 4, 5]
+    assert got["driver"][0]["type"] == "Relationship"
+
+
+async def test_last_n_per_dataset(client: httpx.AsyncClient) -> None:
+    """lastN gives the N most recent instances of each datasetId of an attribute."""
+    gps = "urn:ngsi-ld:Dataset:gps"
+    readings = [speed(m, t(m)) for m in range(1, 5)]
+    readings += [speed(100 + m, t(m, hour=10), datasetId=gps) for m in range(1, 4)]
+    assert (await client.post(TE, json=car(*readings))).status_code == 201
+    r = await client.get(f"{TE}/{CAR}?lastN=2")
+    assert r.status_code == 200, r.text
+    assert [(i["value"], i.get("datasetId")) for i in r.json()["speed"]] == [
+        (102, gps),
+        (103, gps),
+        (3, None),
+        (4, None),
+    ]
+    simple = await get(client, f"{TE}/{CAR}?lastN=1&format=simplified")
+    assert simple["speed"] == [
+        {"type": "Property", "values": [[103, t(3, hour=10)]], "datasetId": gps},
+        {"type": "Property", "values": [[4, t(4)]]},
     ]
 
 
@@ -281,7 +320,51 @@ async def test_sys_attrs(history: httpx.AsyncClient) -> None:
     assert not any("createdAt" in i for i in plain["speed"])
 
 
+async def test_pick_and_omit(history: httpx.AsyncClient) -> None:
+    """v1.8 pick keeps only the members named (attributes, id, type), omit drops them;
+    with attrs, pick keeps what both name."""
+    assert set(await get(history, f"{TE}/{CAR}?pick=fuelLevel")) == {"fuelLevel"}
+    assert set(await get(history, f"{TE}/{CAR}?pick=id,speed")) == {"id", "speed"}
+    assert set(await get(history, f"{TE}/{CAR}?omit=speed")) == {"id", "type", "fuelLevel"}
+    assert set(await get(history, f"{TE}/{CAR}?omit=id,type")) == {"speed", "fuelLevel"}
+    both = await get(history, f"{TE}/{CAR}?attrs=speed,fuelLevel&pick=id,fuelLevel")
+    assert set(both) == {"id", "fuelLevel"}
+    simple = await get(history, f"{TE}/{CAR}?omit=fuelLevel,type&options=temporalValues")
+    assert set(simple) == {"id", "speed"}
+    aggregated = await get(
+        history, f"{TE}/{CAR}?omit=speed&options=aggregatedValues&aggrMethods=max"
+    )
+    assert aggregated["fuelLevel"]["max"][0][0] == 67 and "speed" not in aggregated
+    queried = await get(history, f"{TE}?type=Vehicle&pick=speed&lastN=1")
+    assert [set(e) for e in queried] == [{"speed"}]
+    assert values(queried[0]["speed"]) == [60]
+    r = await history.post(
+        TQ,
+        json={"type": "Query", "entities": [{"type": "Vehicle"}], "omit": ["speed", "type"]},
+    )
+    assert r.status_code == 200, r.text
+    assert set(r.json()[0]) == {"id", "fuelLevel"}
+
+
 # -- representations ---------------------------------------------------------------------
+
+
+async def test_concise(history: httpx.AsyncClient) -> None:
+    """4.5.8: format=concise (or options=concise) leaves out each instance's type."""
+    body = await get(history, f"{TE}/{CAR}?format=concise&attrs=fuelLevel")
+    assert [set(i) for i in body["fuelLevel"]] == [{"value", "observedAt", "instanceId"}] * 3
+    assert values(body["fuelLevel"]) == [67, 53, 40]
+    assert await get(history, f"{TE}/{CAR}?options=concise&attrs=fuelLevel") == body
+    queried = await get(history, f"{TE}?type=Vehicle&options=concise&attrs=speed&lastN=1")
+    [last] = queried[0]["speed"]
+    assert last == {"value": 60, "observedAt": t(5), "instanceId": last["instanceId"]}
+    # What a concise answer shows can be written back as it is.
+    copy = {**body, "id": CAR + "2"}
+    for item in copy["fuelLevel"]:
+        del item["instanceId"]
+    assert (await history.post(TE, json=copy)).status_code == 201
+    again = await get(history, f"{TE}/{CAR}2?format=concise")
+    assert values(again["fuelLevel"]) == [67, 53, 40]
 
 
 async def test_temporal_values(history: httpx.AsyncClient) -> None:
@@ -534,6 +617,35 @@ async def test_query_entities_known_only_by_history(history: httpx.AsyncClient) 
         assert ids(r.json()) == [CAR]
 
 
+async def test_query_tests_what_entities_were(fleet: httpx.AsyncClient) -> None:
+    """5.7.4: q and geo-queries test the states each entity held in the time window, so
+    that a deleted entity matches what it was and a value that held in the window
+    counts (see docs/api.md)."""
+    r = await fleet.delete(f"{E}/urn:ngsi-ld:Vehicle:3")
+    assert r.status_code == 204, r.text
+    renault = quote('brand=="Renault"')
+    assert ids(await get(fleet, f"{TE}?type=Vehicle&q={renault}")) == ["urn:ngsi-ld:Vehicle:3"]
+    geo = "georel=near;maxDistance==1000&geometry=Point&coordinates=" + quote("[0.7,34.9]")
+    assert ids(await get(fleet, f"{TE}?type=Vehicle&{geo}")) == ["urn:ngsi-ld:Vehicle:3"]
+    # Vehicle 1 went at 10, then 11 from 12:11: a window from 12:05 opens with 10.
+    fast = quote("speed==10")
+    at = quote(t(5))
+    assert ids(await get(fleet, f"{TE}?q={fast}&timerel=after&timeAt={at}")) == [
+        "urn:ngsi-ld:Vehicle:1"
+    ]
+    assert ids(await get(fleet, f"{TE}?q={fast}&timerel=after&timeAt={quote(t(11))}")) == []
+    r = await fleet.post(
+        TQ,
+        json={
+            "type": "Query",
+            "q": "speed>25",
+            "temporalQ": {"timerel": "before", "timeAt": t(10)},
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert ids(r.json()) == ["urn:ngsi-ld:Vehicle:3"]
+
+
 async def test_query_needs_a_filter(fleet: httpx.AsyncClient) -> None:
     """5.7.4: a query must say which entities it is about."""
     assert_problem(await fleet.get(TE), 400, "BadRequestData")
@@ -709,6 +821,13 @@ BAD_READS = [
     ("options=temporalValues,aggregatedValues&aggrMethods=avg", "one temporal representation"),
     ("options=wide", "option"),
     ("attrs=a,,b", "attribute list"),
+    ("format=wide", "format"),
+    ("format=concise&options=temporalValues", "one temporal representation"),
+    ("options=concise,aggregatedValues&aggrMethods=avg", "one temporal representation"),
+    ("pick=speed,,id", "pick"),
+    ("pick=", "pick"),
+    ("omit=sp%20eed", "omit"),
+    ("omit=", "omit"),
 ]
 
 
@@ -718,6 +837,14 @@ async def test_bad_reads(history: httpx.AsyncClient, query: str, word: str) -> N
     for url in (f"{TE}/{CAR}?{query}", f"{TE}?type=Vehicle&{query}"):
         body = assert_problem(await history.get(url), 400, "BadRequestData")
         assert word in body["detail"], body
+
+
+async def test_bad_pick_in_query_body(history: httpx.AsyncClient) -> None:
+    for pick in ([""], "a,,b", 5, [1]):
+        r = await history.post(
+            TQ, json={"type": "Query", "entities": [{"type": "Vehicle"}], "pick": pick}
+        )
+        assert "pick" in assert_problem(r, 400, "BadRequestData")["detail"]
 
 
 async def test_bad_query_body(history: httpx.AsyncClient) -> None:

@@ -1,5 +1,5 @@
-"""The temporal query language and representations (GS CIM 009 v1.8 4.5.7, 4.5.9, 4.5.19,
-4.11 and the temporal pagination of 6.3.10), as pure functions."""
+"""The temporal query language and representations (GS CIM 009 v1.8 4.5.7, 4.5.8, 4.5.9,
+4.5.19, 4.11 and the temporal pagination of 6.3.10), as pure functions."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from cityverse.core.model import DEFAULT_CONTEXT_VOCAB
 from cityverse.core.temporal import (
     AGGREGATED_VALUES,
     AGGREGATION_METHODS,
+    CONCISE,
     NORMALIZED,
     TEMPORAL_VALUES,
     TIME_PROPERTIES,
     Duration,
     Range,
+    Shown,
     TemporalQuery,
     Window,
     clip,
@@ -289,7 +291,14 @@ def test_representation_from_options() -> None:
     assert "one temporal representation" in bad(
         parse_representation, {"temporalValues", "aggregatedValues"}
     )
-    assert "concise" in bad(parse_representation, {"concise"})
+    assert parse_representation({"concise"}) == CONCISE
+    assert parse_representation(set(), "concise") == CONCISE
+    assert parse_representation(set(), "simplified") == TEMPORAL_VALUES
+    assert parse_representation({"concise"}, "concise") == CONCISE
+    assert "one temporal representation" in bad(parse_representation, {"concise"}, "simplified")
+    assert "one temporal representation" in bad(
+        parse_representation, {"concise", "aggregatedValues"}
+    )
     assert "format" in bad(parse_representation, set(), "wide")
 
 
@@ -376,10 +385,57 @@ def test_normalized_temporal_representation() -> None:
             }
         ],
     }
-    full = render_temporal("urn:x:1", [VEHICLE], {SPEED: HISTORY}, CTX, sys_attrs=True)
+    full = render_temporal("urn:x:1", [VEHICLE], {SPEED: HISTORY}, CTX, shown=Shown(sys_attrs=True))
     assert [i["instanceId"][-1] for i in full["speed"]] == ["1", "2", "3"]
     assert full["speed"][2]["datasetId"] == "urn:ngsi-ld:Dataset:gps"
     assert full["speed"][0]["createdAt"] == "2018-08-01T12:03:00.000Z"
+
+
+def test_concise_temporal_representation() -> None:
+    """4.5.8: the normalized form without each instance's type where its value member
+    tells it; instances stay objects, with their instanceId and time."""
+    body = render_temporal("urn:x:1", [VEHICLE], {SPEED: HISTORY[:1]}, CTX, concise=True)
+    assert body["speed"] == [
+        {
+            "value": 120,
+            "observedAt": "2018-08-01T12:03:00.000Z",
+            "instanceId": "urn:ngsi-ld:attribute:instance:1",
+        }
+    ]
+    at = "2026-01-01T00:00:00.000Z"
+    point = {"type": "Point", "coordinates": [-2.0, 34.7]}
+    attrs = {
+        SPEED: HISTORY,
+        SPEED + "Rel": [{"type": "Relationship", "object": "urn:a:1", "instanceId": "urn:i:1"}],
+        SPEED + "Geo": [{"type": "GeoProperty", "value": point, "instanceId": "urn:i:2"}],
+        SPEED + "Shape": [{"type": "Property", "value": point, "instanceId": "urn:i:3"}],
+    }
+    # On the modifiedAt axis a lone instance has no observedAt: it still is an object.
+    body = render_temporal("urn:x:1", [VEHICLE], attrs, CTX, prop="modifiedAt", concise=True)
+    assert [i["value"] for i in body["speed"]] == [120, 80, 100]
+    assert all("type" not in i for i in body["speed"])
+    assert body["speed"][2]["datasetId"] == "urn:ngsi-ld:Dataset:gps"
+    assert body["speedRel"] == [{"object": "urn:a:1", "instanceId": "urn:i:1"}]
+    assert body["speedGeo"] == [{"value": point, "instanceId": "urn:i:2"}]
+    # A Property holding a geometry keeps its type, or it would read back as a GeoProperty.
+    assert body["speedShape"] == [{"type": "Property", "value": point, "instanceId": "urn:i:3"}]
+    deleted = {**HISTORY[0], "deletedAt": at}
+    gone = render_temporal("urn:x:1", [VEHICLE], {SPEED: [deleted]}, CTX, concise=True)
+    assert gone["speed"][0]["value"] == "urn:ngsi-ld:null" and "type" not in gone["speed"][0]
+
+
+def test_pick_and_omit_id_and_type() -> None:
+    """v1.8 pick/omit may leave out the entity's id or type."""
+    no_id = render_temporal("urn:x:1", [VEHICLE], {SPEED: HISTORY}, CTX, shown=Shown(keep_id=False))
+    assert "id" not in no_id and no_id["type"] == "Vehicle"
+    bare = render_temporal_values(
+        "urn:x:1", [VEHICLE], {SPEED: HISTORY[:1]}, CTX, shown=Shown(keep_id=False, keep_type=False)
+    )
+    assert list(bare) == ["speed"]
+    scoped = render_aggregated(
+        "urn:x:1", [VEHICLE], {}, ("avg",), CTX, shown=Shown(scope=["/a"], keep_type=False)
+    )
+    assert scoped == {"id": "urn:x:1", "scope": "/a"}
 
 
 def test_time_axis_is_shown_without_sys_attrs() -> None:
@@ -503,6 +559,7 @@ class H:
     total: int
     first: int | None = None
     last: int | None = None
+    wanted: int | None = None
 
 
 def series(n: int, start: int = MS_T0, step: int = 60_000) -> list[dict[str, Any]]:
@@ -546,6 +603,19 @@ def test_backward_range() -> None:
     assert [i["value"] for i in clip(a, r, "observedAt")] == [6, 7, 8, 9]
     between = TemporalQuery(timerel="between", time_at=MS_T0, end_time_at=MS_T0 + DAY, last_n=8)
     assert cut_range({SPEED: page(a[-4:], 10)}, between).start == MS_T0 + DAY
+
+
+def test_last_n_of_each_dataset() -> None:
+    """lastN counts per datasetId: an attribute of two datasets asks for up to 2 x lastN
+    instances, and is cut only when it holds fewer than that."""
+    a = series(10)
+    whole = page(a[-6:], 10)
+    whole.wanted = 6  # two datasets, lastN=3 each
+    assert cut_range({SPEED: whole}, TemporalQuery(last_n=3)) is None
+    cut = page(a[-4:], 10)
+    cut.wanted = 6
+    r = cut_range({SPEED: cut}, TemporalQuery(last_n=3))
+    assert r == Range(MS_T0 + 9 * 60_000, MS_T0 + 6 * 60_000, True, 3)
 
 
 def test_merge_ranges() -> None:

@@ -8,7 +8,7 @@ instance in the history; a deletion shows the NGSI-LD Null and ``deletedAt``.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -251,6 +251,19 @@ def test_stored_document_leaves_times_out() -> None:
 @given(_moments)
 def test_times_round_trip_as_milliseconds(moment: str) -> None:
     assert utc_of(ms_of(moment)) == moment
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+)
+
+
+@given(st.integers(_FIRST_MS, _LAST_MS))
+def test_times_format_as_datetimes_do(ms: int) -> None:
+    """utc_of's arithmetic agrees with datetime's calendar, before 1970 too."""
+    assert utc_of(ms) == format_utc(_EPOCH + timedelta(milliseconds=ms))
 
 
 def test_times_accept_offsets_and_reject_nonsense() -> None:

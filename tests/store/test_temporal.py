@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from cityverse.core.errors import BadRequestData
+from cityverse.core.geo import parse_geo_query
 from cityverse.core.model import Entity, Instance
+from cityverse.core.query import parse_q, parse_scope_q
 from cityverse.store.base import Change, EntityFilter
 from cityverse.store.history import INSTANCE_PREFIX, ms_of, utc_of
 from cityverse.store.temporal import ImportRow, Period, TimeWindow
@@ -201,6 +203,26 @@ async def test_window_bounds_limit_and_last_n(store: Any) -> None:
     smaller = await store.instances("", sid, None, TimeWindow(), last_n=10, limit=2)
     assert values(smaller, TEMP) == [48, 49]
 
+    # lastN counts each datasetId apart: the newest 3 of the default and of DS.
+    await store.append_history(
+        "",
+        sid,
+        [SENSOR],
+        {TEMP: [prop(100 + n, START + n * 60_000, datasetId=DS) for n in (1, 30)]},
+    )
+    both = await store.instances("", sid, None, TimeWindow(), last_n=3, limit=100)
+    assert [(i["value"], i.get("datasetId")) for i in both[TEMP].instances] == [
+        (101, DS),
+        (130, DS),
+        (47, None),
+        (48, None),
+        (49, None),
+    ]
+    assert (both[TEMP].total, both[TEMP].wanted) == (52, 5)
+    newest = await store.instances("", sid, None, TimeWindow(), last_n=3, limit=2)
+    assert [i["value"] for i in newest[TEMP].instances] == [48, 49]
+    assert newest[TEMP].wanted == 5
+
     empty = TimeWindow("observedAt", START - DAY, START)
     assert await store.instances("", sid, None, empty, last_n=None, limit=10) == {}
     assert await store.instances("", "urn:ngsi-ld:None", None, window, last_n=None, limit=9) == {}
@@ -272,16 +294,142 @@ async def test_history_entities_filters_and_pages(store: Any) -> None:
         "urn:ngsi-ld:E:4",
     ]
     assert await ids(EntityFilter(attrs=frozenset({LEVEL}))) == ["urn:ngsi-ld:E:4"]
-    # Predicates test the current entity: E:2 (temperature 20) is deleted.
+    # Predicates test what the entities were: E:2 (temperature 20) is deleted.
     assert await ids(EntityFilter(predicates=(_Warm(),))) == [
         "urn:ngsi-ld:E:1",
+        "urn:ngsi-ld:E:2",
         "urn:ngsi-ld:E:3",
+    ]
+    assert await ids(EntityFilter(predicates=(_Warm(),)), count=True, limit=1, offset=1) == [
+        "urn:ngsi-ld:E:2"
     ]
     page = await store.history_entities("", EntityFilter(), limit=2, offset=1, count=True)
     assert [e.id for e in page.entities] == ["urn:ngsi-ld:E:1", "urn:ngsi-ld:E:2"]
     assert page.total == 5
     assert page.entities[1].deleted_at is not None
     assert (await store.history_entities("other", EntityFilter(), limit=5)).entities == []
+
+
+# -- predicates on past states (store/states.py) ---------------------------------------------
+
+
+def q(text: str) -> Any:
+    return parse_q(text, lambda name: "https://example.org/" + name)
+
+
+async def matching(store: Any, *predicates: Any, **window: Any) -> list[str]:
+    page = await store.history_entities(
+        "",
+        EntityFilter(predicates=predicates),
+        limit=10,
+        window=TimeWindow(**window) if window else None,
+    )
+    return [e.id for e in page.entities]
+
+
+async def test_q_matches_what_an_entity_was(store: Any) -> None:
+    """5.7.4: q holds when a state the entity held in the window satisfies it; a deleted
+    entity matches what it was, a window sees the states it overlaps."""
+    a, b = "urn:ngsi-ld:Sensor:qa", "urn:ngsi-ld:Sensor:qb"
+    await put(store, entity(a, {TEMP: [prop(15, START)]}))
+    await update(store, a, TEMP, [prop(25, START + HOUR)])
+    await update(store, a, TEMP, [prop(16, START + 2 * HOUR)])
+    await put(store, None, a)
+    await put(store, entity(b, {TEMP: [prop(19, START)]}))
+    warm = q("temperature>20")
+    assert await matching(store, warm) == [a]
+    assert await matching(store, warm, start=START + HOUR, end=START + HOUR + 1) == [a]
+    # 25 held from 01:00 until 02:00, so a window from 01:30 opens with it...
+    assert await matching(store, warm, start=START + 90 * 60_000) == [a]
+    # ... and one from 02:00 does not: 16 replaced it then.
+    assert await matching(store, warm, start=START + 2 * HOUR) == []
+    assert await matching(store, warm, end=START + HOUR) == []
+    # b exists and matches now: the current entity answers for a window reaching today.
+    assert await matching(store, q("temperature<20")) == [a, b]
+    assert await matching(store, q("temperature<20"), end=START + 1) == [a, b]
+    assert await matching(store, q("temperature==16"), prop="modifiedAt") == [a]
+    # Deleted: a state after the deletion is empty and matches nothing, not even !attr.
+    assert await matching(store, q("!temperature")) == []
+
+
+async def test_predicates_read_states_not_instances(store: Any) -> None:
+    """A state holds every attribute's latest instance: a q over two attributes, one
+    without observedAt (placed at its modifiedAt), tests them together."""
+    car = "urn:ngsi-ld:Vehicle:s"
+    await put(
+        store,
+        entity(
+            car,
+            {TEMP: [prop(10, START)], STATUS: [prop("parked", None, modified=START)]},
+        ),
+    )
+    await update(store, car, STATUS, [prop("moving", None, modified=START + HOUR)])
+    await update(store, car, TEMP, [prop(30, START + 2 * HOUR, modified=START + 2 * HOUR)])
+    await update(store, car, STATUS, [prop("parked", None, modified=START + 3 * HOUR)])
+    hot_moving = q('temperature>20;status=="moving"')
+    assert await matching(store, hot_moving) == [car]
+    assert await matching(store, hot_moving, end=START + 2 * HOUR) == []
+    assert await matching(store, hot_moving, start=START + 3 * HOUR) == []
+    assert await matching(store, q('temperature<20;status=="moving"')) == [car]
+    assert await matching(store, q('temperature>20;status=="parked"')) == [car]
+    # The current entity (30, parked) answers a window reaching now.
+    assert await matching(store, q('temperature>20;status=="parked"'), start=START) == [car]
+
+
+async def test_q_on_instance_times(store: Any) -> None:
+    """A q that reads an instance's observedAt tells apart states of equal values."""
+    sid = "urn:ngsi-ld:Sensor:t"
+    await store.append_history(
+        "",
+        sid,
+        [SENSOR],
+        {TEMP: [prop(15, START), prop(20, START + HOUR), prop(15, START + 2 * HOUR)]},
+    )
+    late = f"temperature==15;temperature.observedAt>={at(START + 2 * HOUR)}"
+    assert await matching(store, q(late)) == [sid]
+    assert await matching(store, q(late), end=START + 2 * HOUR) == []
+    assert await matching(store, q(f"temperature.observedAt>{at(START + 2 * HOUR)}")) == []
+
+
+async def test_geo_scope_and_datasets_on_history(store: Any) -> None:
+    """Geo-queries test the locations an entity had, scopeQ its scope, and each
+    datasetId is a part of the state of its own."""
+    bin_ = "urn:ngsi-ld:WasteContainer:1"
+    here = {"type": "Point", "coordinates": [-2.0, 34.7]}
+    there = {"type": "Point", "coordinates": [-1.0, 34.7]}
+    loc = "https://example.org/location"
+
+    def place(point: dict[str, Any], at: int) -> Instance:
+        return {"type": "GeoProperty", "value": point, "observedAt": utc_of(at)}
+
+    await put(store, entity(bin_, {loc: [place(here, START)]}, scope=["/Oujda"]))
+    await update(store, bin_, loc, [place(there, START + HOUR)])
+    await update(store, bin_, TEMP, [prop(5, START + HOUR), prop(50, START + HOUR, datasetId=DS)])
+    await put(store, None, bin_)
+    near_here = parse_geo_query("near;maxDistance==1000", "Point", "[-2.0,34.7]", loc)
+    assert await matching(store, near_here) == [bin_]
+    assert await matching(store, near_here, start=START + HOUR) == []
+    assert await matching(store, parse_scope_q("/Oujda")) == [bin_]
+    assert await matching(store, parse_scope_q("/Berkane")) == []
+    assert await matching(store, q("temperature>40")) == [bin_]
+    assert await matching(store, q("temperature>40"), end=START + HOUR) == []
+    assert await matching(store, q("temperature.datasetId==" + repr(DS).replace("'", '"'))) == [
+        bin_
+    ]
+
+
+async def test_q_on_entities_known_only_by_history(store: Any) -> None:
+    """An entity written only through the temporal API matches by its instances."""
+    sid = "urn:ngsi-ld:Sensor:only"
+    await store.append_history(
+        "", sid, [SENSOR], {TEMP: [prop(1, START), prop(40, START + HOUR), prop(2, START + DAY)]}
+    )
+    assert await store.get("", sid) is None
+    assert await matching(store, q("temperature>30")) == [sid]
+    assert await matching(store, q("temperature>30"), start=START + DAY) == []
+    # 40 held from 01:00 until the next day's 2.
+    assert await matching(store, q("temperature>30"), start=START + 2 * HOUR) == [sid]
+    assert await matching(store, q("temperature>30"), end=START + HOUR) == []
 
 
 # -- temporal operations ----------------------------------------------------------------------

@@ -201,6 +201,8 @@ def selection_from_body(
     for key in ("pick", "omit"):
         if key in body:
             raw = body[key]
+            if isinstance(raw, list) and not all(isinstance(a, str) for a in raw):
+                raise BadRequestData(f"{key} must be an array of names")
             view[key] = ",".join(raw) if isinstance(raw, list) else raw
     if "lang" in body:
         view["lang"] = body["lang"]

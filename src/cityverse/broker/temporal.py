@@ -11,27 +11,43 @@ in the three temporal representations and let a client add, amend or delete it::
 Each attribute answers at most ``Settings.temporal_max_instances`` instances; when one
 is cut, every attribute is clipped to the same time range and the answer carries it
 (Content-Range, clause 6.3.10).
+
+The caller's gate (``call.gate``) applies as to entity reads and writes: an entity of a
+type it may not read does not exist for it (a retrieval answers 404, a query skips it),
+an attribute it may not read is left out and a personal one shows pseudonyms (in the
+aggregated representation, only its counts). Every change to history (create, append,
+modify an instance) needs ``may_write`` on the entity's types; every deletion of
+history (the entity's, an attribute's, an instance) needs ``may_write(delete=True)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from cityverse.broker.entities import attribute_name, check_entity_id
+from cityverse.broker.gate import check_write, pseudonymised
 from cityverse.broker.query import AnyOf, Selection
-from cityverse.broker.request import Broker, Call
-from cityverse.broker.views import parse_options
+from cityverse.broker.request import Broker, Call, Gate
+from cityverse.broker.views import parse_options, parse_view
 from cityverse.core.entity import iso_now, valid_uri
-from cityverse.core.errors import BadRequestData, OperationNotSupported, ResourceNotFound
-from cityverse.core.model import Instance
-from cityverse.core.query import TypeExpr, parse_attr_list
+from cityverse.core.errors import (
+    BadRequestData,
+    Forbidden,
+    OperationNotSupported,
+    ResourceNotFound,
+)
+from cityverse.core.model import Entity, Instance
+from cityverse.core.query import TypeExpr
 from cityverse.core.temporal import (
     AGGREGATED_VALUES,
-    NORMALIZED,
+    CONCISE,
+    TEMPORAL_VALUES,
     Range,
+    Shown,
     TemporalQuery,
     clip,
     cut_range,
@@ -47,6 +63,7 @@ from cityverse.core.temporal import (
 from cityverse.store.base import EntityFilter, Predicate
 from cityverse.store.temporal import (
     AttributeHistory,
+    Bucket,
     HistoryEntity,
     Period,
     TemporalStore,
@@ -58,12 +75,20 @@ _TEMPORAL_METHODS = ("history_entities", "instances", "aggregate", "append_histo
 
 @dataclass(frozen=True, slots=True)
 class TemporalRequest:
-    """A parsed temporal read: the query, the attributes asked for and how to show them."""
+    """A parsed temporal read: the query, the attributes asked for and how to show them.
+
+    ``attrs`` is what ``attrs`` and ``pick`` keep (None: every attribute), ``omit``
+    what is left out; ``keep_id``/``keep_type`` say whether ``pick``/``omit`` keep the
+    entity's ``id`` and ``type``.
+    """
 
     query: TemporalQuery
     attrs: frozenset[str] | None = None
     sys_attrs: bool = False
     lang: str | None = None
+    omit: frozenset[str] = frozenset()
+    keep_id: bool = True
+    keep_type: bool = True
 
 
 @dataclass(slots=True)
@@ -89,15 +114,35 @@ def parse_request(
     call: Call, params: Mapping[str, Any], *, attrs: str | None = None
 ) -> TemporalRequest:
     """The temporal request of URL parameters (or of a query body's ``temporalQ`` merged
-    with them); ``attrs`` overrides the ``attrs`` parameter."""
+    with them); ``attrs`` overrides the ``attrs`` parameter. ``pick`` and ``omit``
+    (v1.8) name attributes, ``id`` and ``type``, comma-separated."""
     options = parse_options(params.get("options"))
     query = parse_temporal_query(params, options)
     raw_attrs = attrs if attrs is not None else params.get("attrs")
-    names = frozenset(parse_attr_list(raw_attrs, call.context.expand)) if raw_attrs else None
+    projection = {"attrs": raw_attrs, "pick": params.get("pick"), "omit": params.get("omit")}
+    for key in ("pick", "omit"):
+        raw = projection[key]
+        if raw is None:
+            continue
+        if not isinstance(raw, str) or not raw:
+            raise BadRequestData(f"{key} must name attributes, id or type, comma-separated")
+        try:
+            parse_view(call.context, {key: raw})
+        except BadRequestData as exc:
+            raise BadRequestData(f"{key}: {exc.detail}") from None
+    view = parse_view(call.context, {k: v for k, v in projection.items() if v})
     lang = params.get("lang")
     if lang is not None and (not isinstance(lang, str) or not lang):
         raise BadRequestData("lang must be a language tag, a list of them, or *")
-    return TemporalRequest(query, names, "sysAttrs" in options, lang)
+    return TemporalRequest(
+        query,
+        view.attrs,
+        "sysAttrs" in options,
+        lang,
+        view.omit or frozenset(),
+        view.keep_id,
+        view.keep_type,
+    )
 
 
 def body_params(body: Any, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,8 +179,9 @@ async def _read(
 ) -> tuple[HistoryEntity, Any]:
     store = history(broker)
     query = request.query
+    found: dict[str, Any]
     if query.representation == AGGREGATED_VALUES:
-        buckets = await store.aggregate(
+        found = await store.aggregate(
             call.tenant,
             entity.id,
             request.attrs,
@@ -143,14 +189,52 @@ async def _read(
             _period(query),
             frozenset(query.methods),
         )
-        return entity, buckets
-    limit = broker.settings.temporal_max_instances
-    if query.last_n is not None:
-        limit = min(limit, query.last_n)
-    found = await store.instances(
-        call.tenant, entity.id, request.attrs, _window(query), last_n=query.last_n, limit=limit
-    )
+    else:
+        found = await store.instances(
+            call.tenant,
+            entity.id,
+            request.attrs,
+            _window(query),
+            last_n=query.last_n,
+            limit=broker.settings.temporal_max_instances,
+        )
+    for name in request.omit.intersection(found):
+        del found[name]
+    if call.gate.restricted:
+        found = _gated(call.gate, entity.types, found)
     return entity, found
+
+
+_VALUE_METHODS = frozenset({"sum", "avg", "min", "max", "stddev", "sumsq"})
+"""Aggregation methods whose results tell about the values (not shown for personal ones)."""
+
+
+def _gated(gate: Gate, types: list[str], found: dict[str, Any]) -> dict[str, Any]:
+    """The attributes read as the gate lets the caller see them."""
+    out: dict[str, Any] = {}
+    for name, got in found.items():
+        treatment = gate.attribute(types, name)
+        if treatment == "show":
+            out[name] = got
+        elif treatment == "pseudonymise":
+            out[name] = _pseudonymised(gate, got)
+    return out
+
+
+def _pseudonymised(gate: Gate, got: Any) -> Any:
+    if isinstance(got, AttributeHistory):
+        # A deletion shows the NGSI-LD Null, which tells nothing about the value.
+        instances = [
+            i if i.get("deletedAt") is not None else pseudonymised(gate, i) for i in got.instances
+        ]
+        return dataclasses.replace(got, instances=instances)
+    buckets = cast(list[Bucket], got)
+    return [
+        dataclasses.replace(
+            b, values={m: v for m, v in b.values.items() if m not in _VALUE_METHODS}
+        )
+        for b in buckets
+    ]
 
 
 async def _attribute_types(broker: Broker, call: Call, entity_id: str) -> dict[str, str]:
@@ -172,20 +256,20 @@ async def _render(
     ctx = call.context
     if query.representation == AGGREGATED_VALUES:
         kinds = await asyncio.gather(*(_attribute_types(broker, call, e.id) for e, _ in read))
-        bodies = [
-            render_aggregated(
-                entity.id,
-                entity.types,
-                buckets,
-                query.methods,
-                ctx,
-                attr_types=types,
-                scope=entity.scope,
-                deleted_at=entity.deleted_at,
-                sys_attrs=request.sys_attrs,
+        bodies = []
+        for (entity, buckets), types in zip(read, kinds, strict=True):
+            _disclosed(call, entity, buckets)
+            bodies.append(
+                render_aggregated(
+                    entity.id,
+                    entity.types,
+                    buckets,
+                    query.methods,
+                    ctx,
+                    attr_types=types,
+                    shown=_shown(entity, request),
+                )
             )
-            for (entity, buckets), types in zip(read, kinds, strict=True)
-        ]
         return bodies, None
     where = merge_ranges(cut_range(found, query) for _, found in read)
     prop = query.window.prop
@@ -196,31 +280,45 @@ async def _render(
             instances = series.instances if where is None else clip(series.instances, where, prop)
             if instances:
                 attrs[name] = instances
-        if query.representation == NORMALIZED:
+        _disclosed(call, entity, attrs)
+        shown = _shown(entity, request)
+        if query.representation == TEMPORAL_VALUES:
+            body = render_temporal_values(
+                entity.id, entity.types, attrs, ctx, prop=prop, shown=shown
+            )
+        else:
             body = render_temporal(
                 entity.id,
                 entity.types,
                 attrs,
                 ctx,
                 prop=prop,
-                sys_attrs=request.sys_attrs,
                 lang=request.lang,
-                scope=entity.scope,
-                deleted_at=entity.deleted_at,
-            )
-        else:
-            body = render_temporal_values(
-                entity.id,
-                entity.types,
-                attrs,
-                ctx,
-                prop=prop,
-                scope=entity.scope,
-                deleted_at=entity.deleted_at,
-                sys_attrs=request.sys_attrs,
+                concise=query.representation == CONCISE,
+                shown=shown,
             )
         bodies.append(body)
     return bodies, where
+
+
+def _shown(entity: HistoryEntity, request: TemporalRequest) -> Shown:
+    return Shown(
+        scope=entity.scope,
+        deleted_at=entity.deleted_at,
+        sys_attrs=request.sys_attrs,
+        keep_id=request.keep_id,
+        keep_type=request.keep_type,
+    )
+
+
+def _disclosed(call: Call, entity: HistoryEntity, attrs: Mapping[str, Any]) -> None:
+    """Tell the gate which attributes an answer shows as they are (it notes the
+    personal ones for the audit)."""
+    gate = call.gate
+    if gate.restricted:
+        for name, shown in attrs.items():
+            if shown and gate.attribute(entity.types, name) == "show":
+                gate.disclosed(entity.id, name)
 
 
 async def _history_entity(broker: Broker, call: Call, entity_id: str) -> HistoryEntity | None:
@@ -231,11 +329,25 @@ async def _history_entity(broker: Broker, call: Call, entity_id: str) -> History
 
 
 async def _existing(broker: Broker, call: Call, entity_id: str) -> HistoryEntity:
+    """The entity's history, or 404 when it has none or the caller may not see it."""
     check_entity_id(entity_id)
     await broker.check_tenant(call.tenant)
     entity = await _history_entity(broker, call, entity_id)
-    if entity is None:
+    if entity is None or (call.gate.restricted and call.gate.hides(entity.types)):
         raise ResourceNotFound(f"entity {entity_id!r} has no history", instance=entity_id)
+    return entity
+
+
+async def _writable(
+    broker: Broker, call: Call, entity_id: str, *, delete: bool = False
+) -> HistoryEntity | None:
+    """The entity's history after checking that the caller may change it (or delete
+    from it); None without a check when the caller may change everything."""
+    if not call.gate.restricted:
+        return None
+    entity = await _existing(broker, call, entity_id)
+    if not call.gate.may_write(entity.types, delete=delete):
+        raise Forbidden(f"not allowed to change the history of {entity_id!r}")
     return entity
 
 
@@ -257,12 +369,36 @@ def _plain_types(predicate: Predicate | None) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _OnEntity:
+    """A predicate on the entity's id and types only: the store tests it without
+    rebuilding any attribute's history (``attribute_names`` is empty)."""
+
+    predicate: Predicate
+    attribute_names: frozenset[str] = frozenset()
+
+    def matches(self, entity: Entity) -> bool:
+        return self.predicate.matches(entity)
+
+
+@dataclass(frozen=True, slots=True)
+class _Readable:
+    """The entities a caller's gate lets it read."""
+
+    gate: Gate
+    attribute_names: frozenset[str] = frozenset()
+
+    def matches(self, entity: Entity) -> bool:
+        return not self.gate.hides(entity["type"])
+
+
 def history_filter(flt: EntityFilter) -> EntityFilter:
     """The filter with the selection by id and type moved out of its predicates.
 
-    The store tests predicates on the current entity, which an entity known only by
-    its history (or deleted) lacks; ids, idPattern and type names it tests on the
-    history itself, so that a temporal query by type finds every entity with history.
+    Ids, idPattern and type names the store tests on the history itself, so that a
+    temporal query by type finds every entity with history at the cost of an index
+    lookup; what is left of a selection by id and type is marked as reading no
+    attribute, so that the store tests it without rebuilding past states.
     """
     predicates: list[Predicate] = []
     ids, pattern = flt.ids, flt.id_pattern
@@ -283,7 +419,7 @@ def history_filter(flt: EntityFilter) -> EntityFilter:
             for s in predicate.selectors
         ):
             continue
-        predicates.append(predicate)
+        predicates.append(_OnEntity(predicate) if isinstance(predicate, AnyOf) else predicate)
     return EntityFilter(
         type_names=flt.type_names,
         ids=ids,
@@ -299,12 +435,16 @@ async def query(
     """Query Temporal Evolution of Entities (5.7.4), by URL parameters or a Query body."""
     store = history(broker)
     await broker.check_tenant(call.tenant)
+    flt = history_filter(selection.filter)
+    if call.gate.restricted:
+        flt = dataclasses.replace(flt, predicates=(_Readable(call.gate), *flt.predicates))
     page = await store.history_entities(
         call.tenant,
-        history_filter(selection.filter),
+        flt,
         limit=selection.limit,
         offset=selection.offset,
         count=selection.count,
+        window=_window(request.query),
     )
     read = await asyncio.gather(*(_read(broker, call, e, request) for e in page.entities))
     bodies, where = await _render(broker, call, list(read), request)
@@ -319,10 +459,15 @@ async def create(broker: Broker, call: Call, body: Any) -> tuple[str, bool]:
     instances to the entity's history; returns its id and whether it is new."""
     store = history(broker)
     entity_id, types, attrs = parse_temporal_entity(body, call.context, now=iso_now())
-    existed = await _history_entity(broker, call, entity_id) is not None
+    known = await _history_entity(broker, call, entity_id)
+    if call.gate.restricted:
+        if known is not None and call.gate.hides(known.types):
+            raise ResourceNotFound(f"entity {entity_id!r} not found", instance=entity_id)
+        before = None if known is None else {"type": known.types}
+        check_write(call.gate, before, {"type": types})
     await store.append_history(call.tenant, entity_id, types, attrs)
     broker.tenant_written(call.tenant)
-    return entity_id, not existed
+    return entity_id, known is None
 
 
 async def append_attrs(broker: Broker, call: Call, entity_id: str, body: Any) -> None:
@@ -331,6 +476,8 @@ async def append_attrs(broker: Broker, call: Call, entity_id: str, body: Any) ->
         raise BadRequestData(f"the body's id {body['id']!r} differs from the URL's {entity_id!r}")
     attrs = parse_temporal_attributes(body, call.context, now=iso_now())
     entity = await _existing(broker, call, entity_id)
+    if call.gate.restricted and not call.gate.may_write(entity.types):
+        raise Forbidden(f"not allowed to change the history of {entity_id!r}")
     await history(broker).append_history(call.tenant, entity_id, entity.types, attrs)
 
 
@@ -338,6 +485,7 @@ async def delete(broker: Broker, call: Call, entity_id: str) -> None:
     """Delete Temporal Representation of an Entity (5.6.16)."""
     check_entity_id(entity_id)
     await broker.check_tenant(call.tenant)
+    await _writable(broker, call, entity_id, delete=True)
     if not await history(broker).delete_history(call.tenant, entity_id):
         raise ResourceNotFound(f"entity {entity_id!r} has no history", instance=entity_id)
 
@@ -357,6 +505,7 @@ async def delete_attr(
     if dataset_id is not None and not valid_uri(dataset_id):
         raise BadRequestData(f"datasetId {dataset_id!r} is not a URI")
     await broker.check_tenant(call.tenant)
+    await _writable(broker, call, entity_id, delete=True)
     deleted = await history(broker).delete_history(
         call.tenant, entity_id, expanded, dataset_id=dataset_id, delete_all=delete_all
     )
@@ -387,6 +536,7 @@ async def modify_instance(
     if len(instances) != 1:
         raise BadRequestData("the body must be one attribute instance, not several")
     await broker.check_tenant(call.tenant)
+    await _writable(broker, call, entity_id)
     found = await history(broker).modify_instance(
         call.tenant, entity_id, expanded, instance_id, instances[0]
     )
@@ -405,6 +555,7 @@ async def delete_instance(
     expanded = attribute_name(call, name)
     _instance_id(instance_id)
     await broker.check_tenant(call.tenant)
+    await _writable(broker, call, entity_id, delete=True)
     if not await history(broker).delete_instance(call.tenant, entity_id, expanded, instance_id):
         raise ResourceNotFound(
             f"entity {entity_id!r} has no instance {instance_id!r} of {name!r}",

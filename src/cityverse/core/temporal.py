@@ -13,9 +13,11 @@ an ISO 8601 duration (``P1D``, ``PT15M``, ``P1W``, ``P1Y2M``...): years and mont
 become calendar ``months``, the rest fixed ``millis``; a zero duration (``PT0S``) means
 one period over the whole window (clause 4.5.19).
 
-Rendering (clauses 4.5.7 normalized, 4.5.9 simplified ``temporalValues`` and 4.5.19
-aggregated): stored history instances (core/model.py shape plus ``instanceId`` and, for
-a deletion, ``deletedAt``) in, compacted JSON out, without ``@context``.
+Rendering (clauses 4.5.7 normalized, 4.5.8 concise, 4.5.9 simplified ``temporalValues``
+and 4.5.19 aggregated): stored history instances (core/model.py shape plus
+``instanceId`` and, for a deletion, ``deletedAt``) in, compacted JSON out, without
+``@context``. The concise form is the normalized one without each instance's ``type``
+wherever its value member tells it (``value``, ``object``, ``languageMap``...).
 
 Every bad input raises ``BadRequestData`` with a detail naming the parameter. Nothing
 here does I/O; the broker maps ``Window`` and ``Duration`` onto the store's types.
@@ -60,6 +62,7 @@ AGGREGATION_METHODS = (
 """The ``aggrMethods`` of clause 4.5.19, in the order a response lists them."""
 
 NORMALIZED = "normalized"
+CONCISE = "concise"
 TEMPORAL_VALUES = "temporalValues"
 AGGREGATED_VALUES = "aggregatedValues"
 
@@ -254,6 +257,7 @@ def parse_duration(text: Any) -> Duration:
 # ------------------------------------------------------------------------------ query
 
 _REPRESENTATIONS = {
+    "concise": CONCISE,
     "temporalValues": TEMPORAL_VALUES,
     "simplified": TEMPORAL_VALUES,
     "keyValues": TEMPORAL_VALUES,
@@ -263,21 +267,17 @@ _REPRESENTATIONS = {
 
 
 def parse_representation(options: Collection[str], fmt: Any = None) -> str:
-    """normalized, temporalValues or aggregatedValues from ``options`` and ``format``."""
-    if "concise" in options or fmt == "concise":
-        raise BadRequestData(
-            "the concise temporal representation is not supported; use the normalized one,"
-            " options=temporalValues or options=aggregatedValues"
-        )
+    """normalized, concise, temporalValues or aggregatedValues from ``options`` and
+    ``format``."""
     asked = {_REPRESENTATIONS[o] for o in options if o in _REPRESENTATIONS}
     if fmt is not None:
         if fmt not in _REPRESENTATIONS:
-            raise BadRequestData(
-                f"format {fmt!r} is not one of normalized, temporalValues, aggregatedValues"
-            )
+            raise BadRequestData(f"format {fmt!r} is not one of {', '.join(_REPRESENTATIONS)}")
         asked.add(_REPRESENTATIONS[fmt])
     if len(asked) > 1:
-        raise BadRequestData("ask for one temporal representation only: " + ", ".join(asked))
+        raise BadRequestData(
+            "ask for one temporal representation only: " + ", ".join(sorted(asked))
+        )
     return asked.pop() if asked else NORMALIZED
 
 
@@ -404,6 +404,8 @@ def _from_pairs(
     name: str, item: dict[str, Any], member: str, ctx: NameMapper, now: str, where: str
 ) -> list[Instance]:
     kind = item.get("type", _PAIRS_MEMBER[member])
+    if not isinstance(kind, str):
+        raise BadRequestData(f"{where}: 'type' must be a string")
     if member == "values" and kind not in ("Property", "GeoProperty"):
         raise BadRequestData(f"{where}: 'values' pairs belong to a Property or GeoProperty")
     if member != "values" and VALUES_MEMBER.get(kind) != member:
@@ -436,24 +438,29 @@ class BucketLike(Protocol):
     dataset_id: str | None
 
 
-def _header(
-    entity_id: str,
-    types: Sequence[str],
-    ctx: NameMapper,
-    *,
-    scope: Sequence[str] | None = None,
-    deleted_at: int | None = None,
-    sys_attrs: bool = False,
-) -> dict[str, Any]:
-    compacted = [ctx.compact(t) for t in types]
-    out: dict[str, Any] = {
-        "id": entity_id,
-        "type": compacted[0] if len(compacted) == 1 else compacted,
-    }
-    if scope:
-        out["scope"] = scope[0] if len(scope) == 1 else list(scope)
-    if sys_attrs and deleted_at is not None:
-        out["deletedAt"] = format_millis(deleted_at)
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """How one temporal entity is shown besides its attributes: its scope and deletion,
+    and whether ``id`` and ``type`` are kept (``pick`` and ``omit`` may drop them)."""
+
+    scope: Sequence[str] | None = None
+    deleted_at: int | None = None
+    sys_attrs: bool = False
+    keep_id: bool = True
+    keep_type: bool = True
+
+
+def _header(entity_id: str, types: Sequence[str], ctx: NameMapper, shown: Shown) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if shown.keep_id:
+        out["id"] = entity_id
+    if shown.keep_type:
+        compacted = [ctx.compact(t) for t in types]
+        out["type"] = compacted[0] if len(compacted) == 1 else compacted
+    if shown.scope:
+        out["scope"] = shown.scope[0] if len(shown.scope) == 1 else list(shown.scope)
+    if shown.sys_attrs and shown.deleted_at is not None:
+        out["deletedAt"] = format_millis(shown.deleted_at)
     return out
 
 
@@ -494,17 +501,26 @@ def render_instances(
     prop: str = "observedAt",
     sys_attrs: bool = False,
     lang: str | None = None,
+    concise: bool = False,
 ) -> list[dict[str, Any]]:
-    """The normalized temporal form of one attribute's instances (4.5.7), oldest first."""
+    """The normalized (4.5.7) or concise (4.5.8) temporal form of one attribute's
+    instances, oldest first."""
     if not instances:
         return []
     shown = [_nulled(i) if i.get("deletedAt") is not None else i for i in instances]
-    fake = {"id": "", "type": [], "attrs": {iri: shown}}
+    # An attribute of several instances renders each as an object, never as a bare
+    # concise value: a lone instance is rendered twice and kept once.
+    fake = {"id": "", "type": [], "attrs": {iri: shown if len(shown) > 1 else shown * 2}}
     rendered = render_entity(
-        fake, ctx, sys_attrs=sys_attrs, lang=lang, keep_id=False, keep_type=False
+        fake,
+        ctx,
+        fmt=CONCISE if concise else NORMALIZED,
+        sys_attrs=sys_attrs,
+        lang=lang,
+        keep_id=False,
+        keep_type=False,
     )
-    value = next(iter(rendered.values()))
-    items: list[dict[str, Any]] = value if isinstance(value, list) else [value]
+    items: list[dict[str, Any]] = next(iter(rendered.values()))[: len(instances)]
     for item, instance in zip(items, instances, strict=True):
         if "instanceId" in instance:
             item["instanceId"] = instance["instanceId"]
@@ -524,18 +540,23 @@ def render_temporal(
     ctx: NameMapper,
     *,
     prop: str = "observedAt",
-    sys_attrs: bool = False,
     lang: str | None = None,
-    scope: Sequence[str] | None = None,
-    deleted_at: int | None = None,
+    concise: bool = False,
+    shown: Shown = Shown(),
 ) -> dict[str, Any]:
-    """An entity in the normalized temporal representation (4.5.7): every attribute an
-    array of instances, each with its ``instanceId``."""
-    out = _header(entity_id, types, ctx, scope=scope, deleted_at=deleted_at, sys_attrs=sys_attrs)
+    """An entity in the normalized (4.5.7) or concise (4.5.8) temporal representation:
+    every attribute an array of instances, each with its ``instanceId``."""
+    out = _header(entity_id, types, ctx, shown)
     for iri, instances in attrs.items():
         if instances:
             out[ctx.compact(iri)] = render_instances(
-                iri, instances, ctx, prop=prop, sys_attrs=sys_attrs, lang=lang
+                iri,
+                instances,
+                ctx,
+                prop=prop,
+                sys_attrs=shown.sys_attrs,
+                lang=lang,
+                concise=concise,
             )
     return out
 
@@ -587,12 +608,10 @@ def render_temporal_values(
     ctx: NameMapper,
     *,
     prop: str = "observedAt",
-    scope: Sequence[str] | None = None,
-    deleted_at: int | None = None,
-    sys_attrs: bool = False,
+    shown: Shown = Shown(),
 ) -> dict[str, Any]:
     """An entity in the simplified temporal representation (4.5.9, temporalValues)."""
-    out = _header(entity_id, types, ctx, scope=scope, deleted_at=deleted_at, sys_attrs=sys_attrs)
+    out = _header(entity_id, types, ctx, shown)
     for iri, instances in attrs.items():
         if instances:
             out[ctx.compact(iri)] = render_values(instances, ctx, prop=prop)
@@ -611,11 +630,14 @@ def aggregated_attribute(
     for dataset_id, buckets in groups.items():
         item: dict[str, Any] = {"type": kind}
         for method in methods:
-            item[method] = [
+            # A method left out of every period (a personal value's sum...) is not shown.
+            results = [
                 [b.values.get(method), format_millis(b.start), format_millis(b.end)]
                 for b in buckets
                 if method in b.values
             ]
+            if results:
+                item[method] = results
         if dataset_id is not None:
             item["datasetId"] = dataset_id
         out.append(item)
@@ -630,12 +652,10 @@ def render_aggregated(
     ctx: NameMapper,
     *,
     attr_types: Mapping[str, str] | None = None,
-    scope: Sequence[str] | None = None,
-    deleted_at: int | None = None,
-    sys_attrs: bool = False,
+    shown: Shown = Shown(),
 ) -> dict[str, Any]:
     """An entity in the aggregated temporal representation (4.5.19)."""
-    out = _header(entity_id, types, ctx, scope=scope, deleted_at=deleted_at, sys_attrs=sys_attrs)
+    out = _header(entity_id, types, ctx, shown)
     kinds = attr_types or {}
     for iri, periods in buckets.items():
         if periods:
@@ -648,12 +668,14 @@ def render_aggregated(
 
 
 class HistoryLike(Protocol):
-    """The instances of one attribute in a window, with how many the window holds."""
+    """The instances of one attribute in a window, with how many the window holds and
+    how many of them were asked for (None: all of them)."""
 
     instances: list[Instance]
     total: int
     first: int | None
     last: int | None
+    wanted: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,11 +708,7 @@ def cut_range(histories: Mapping[str, HistoryLike], query: TemporalQuery) -> Ran
     """The range of one entity's answer when an attribute was cut by the per-attribute
     limit (clause 6.3.10), or None when every attribute is whole."""
     wanted = query.last_n
-    cut = [
-        h
-        for h in histories.values()
-        if h.instances and len(h.instances) < (h.total if wanted is None else min(h.total, wanted))
-    ]
+    cut = [h for h in histories.values() if h.instances and len(h.instances) < _asked(h, wanted)]
     firsts = [h.first for h in histories.values() if h.first is not None]
     lasts = [h.last for h in histories.values() if h.last is not None]
     if not cut or not firsts or not lasts:
@@ -707,6 +725,12 @@ def cut_range(histories: Mapping[str, HistoryLike], query: TemporalQuery) -> Ran
     else:
         start = None
     return Range(start if start is not None else max(lasts), end, True, wanted)
+
+
+def _asked(history: HistoryLike, last_n: int | None) -> int:
+    if history.wanted is not None:
+        return history.wanted
+    return history.total if last_n is None else min(history.total, last_n)
 
 
 def merge_ranges(ranges: Iterable[Range | None]) -> Range | None:

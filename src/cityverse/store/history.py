@@ -274,7 +274,24 @@ def _ms_of(text: str) -> int:
 
 def utc_of(ms: int) -> str:
     """The stored UTC timestamp of epoch milliseconds."""
-    return format_utc(_EPOCH + timedelta(milliseconds=ms))
+    days, rest = divmod(ms, 86_400_000)
+    day = _days.get(days)
+    if day is None:
+        if not _MIN_DAY <= days <= _MAX_DAY:
+            return format_utc(_EPOCH + timedelta(milliseconds=ms))
+        if len(_days) >= 4096:
+            _days.clear()
+        day = _days[days] = date.fromordinal(_EPOCH_DAY + days).isoformat()
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{day}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+_days: dict[int, str] = {}
+"""The date part of recent times: a history read formats many times of a few days."""
+_MIN_DAY = date(1, 1, 1).toordinal() - _EPOCH_DAY
+_MAX_DAY = date(9999, 12, 31).toordinal() - _EPOCH_DAY
 
 
 def now_ms() -> int:

@@ -28,13 +28,12 @@ from cityverse.store.history import (
     NO_TIME,
     EntityHistory,
     Record,
-    change_time,
-    entity_history,
     instance_number,
     now_ms,
     record,
     split_number,
 )
+from cityverse.store.states import StateSearch
 from cityverse.store.temporal import (
     AttributeHistory,
     Bucket,
@@ -127,10 +126,9 @@ ANALYZE_AFTER = 10_000
 _COLUMNS = "sid, observed, created, modified, deleted, num, doc"
 _INSERT = f"INSERT INTO history_instances ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
 _RANGES = "unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS r(k, lo, hi)"
-_VALUE_MEMBERS = ("value", "object", "vocab", "languageMap", "valueList", "objectList", "json")
 _DISTINCT = (
     ", count(DISTINCT coalesce(num::text, "
-    + ", ".join(f"(coalesce(doc, %s)::json -> '{m}')::text" for m in _VALUE_MEMBERS)
+    + ", ".join(f"(coalesce(doc, %s)::json -> '{m}')::text" for m in ts.VALUE_MEMBERS)
     + "))"
 )
 
@@ -155,13 +153,14 @@ class PostgresTemporal:
         limit: int | None,
         offset: int = 0,
         count: bool = False,
+        window: TimeWindow | None = None,
     ) -> HistoryPage:
-        """Entities with history matching ``flt`` (predicates tested on the current
-        entity; a deleted entity matches only a filter without predicates), oldest
-        first."""
+        """Entities with history matching ``flt``, predicates tested on the states they
+        held in ``window``, oldest first."""
         page = Pager(limit, offset, count)
         if _has_nul(tenant):
             return page.result()
+        search = StateSearch.of(flt, window, now=now_ms())
         where = ["h.tenant = %s"]
         params: list[Any] = [tenant]
         if flt.ids is not None:
@@ -192,11 +191,10 @@ class PostgresTemporal:
             await cursor.execute(sql.encode(), params)
             while rows := await cursor.fetchmany(500):
                 for entity_id, types, scope, deleted_at, doc in rows:
-                    if not _matches(flt, entity_id, doc):
+                    candidate = HistoryEntity(entity_id, types, deleted_at, scope)
+                    if not await _selected(conn, tenant, search, candidate, doc):
                         continue
-                    if page.wanted():
-                        page.found.append(HistoryEntity(entity_id, types, deleted_at, scope))
-                    if page.counted():
+                    if page.add(candidate):
                         return page.result()
         return page.result()
 
@@ -211,27 +209,18 @@ class PostgresTemporal:
         limit: int,
     ) -> dict[str, AttributeHistory]:
         """Per attribute (all when ``attrs`` is None), its instances in ``window``."""
-        column, lo, hi = ts.window_bounds(window)
-        want = max(0, limit if last_n is None else min(last_n, limit))
-        newest = last_n is not None
-        order = "DESC" if newest else "ASC"
-        select = (
-            f"SELECT {column}, observed, iid, created, modified, deleted, doc, num "
-            f"FROM history_instances WHERE sid = %s AND {column} >= %s AND {column} < %s "
-            f"ORDER BY {column} {order}, iid {order} LIMIT %s"
-        )
+        read = ts.InstanceRead.of(window, last_n, limit)
+        statement = ts.pg(read.statement).encode()
         out: dict[str, AttributeHistory] = {}
         async with self._connection() as conn:
             for attr, series in (await _series(conn, tenant, entity_id, attrs)).items():
-                total = 0
-                rows: list[tuple[Any, ...]] = []
+                found = []
                 for sid, _, template in series:
-                    total += await _count(conn, sid, column, lo, hi)
-                    cursor = await conn.execute(select.encode(), (sid, lo, hi, want))
-                    for row in await cursor.fetchall():
-                        rows.append(row if row[6] is not None else (*row[:6], template, row[7]))
-                if total:
-                    out[attr] = ts.attribute_history(rows, total, want, newest)
+                    rows = await (await conn.execute(statement, read.params(sid))).fetchall()
+                    found.append((rows, await _one(conn, *read.count(sid)), template))
+                answer = read.answer(found)
+                if answer is not None:
+                    out[attr] = answer
         return out
 
     async def aggregate(
@@ -248,12 +237,13 @@ class PostgresTemporal:
         out: dict[str, list[Bucket]] = {}
         async with self._connection() as conn:
             for attr, series in (await _series(conn, tenant, entity_id, attrs)).items():
-                spans = [await _span(conn, sid, column, lo, hi) for sid, _, _ in series]
-                firsts = [a for a, _ in spans if a is not None]
-                lasts = [b for _, b in spans if b is not None]
-                if not firsts or not lasts:
+                spans = []
+                for sid, _, _ in series:
+                    cursor = await conn.execute(*_pg(*ts.span_sql(sid, column, lo, hi)))
+                    spans.append(await cursor.fetchone() or (None, None))
+                plan = ts.plan_of(spans, window, period, methods)
+                if plan is None:
                     continue
-                plan = ts.plan_aggregation(window, period, methods, min(firsts), max(lasts))
                 buckets: list[Bucket] = []
                 for sid, dataset, template in series:
                     figures = await _series_figures(conn, sid, template, plan)
@@ -298,11 +288,7 @@ class PostgresTemporal:
                 await _drop_series(conn, [sid for sid, _, _ in series])
                 await conn.execute("DELETE FROM history_entities WHERE hid = %s", (hid,))
                 return True
-            chosen = [
-                sid
-                for sid, name, dataset in series
-                if name == attr and (delete_all or dataset == (dataset_id or ""))
-            ]
+            chosen = ts.chosen_series(series, attr, dataset_id, delete_all)
             await _drop_series(conn, chosen)
             return bool(chosen)
 
@@ -360,13 +346,7 @@ class PostgresTemporal:
 
 async def record_history(conn: Any, tenant: str, outcomes: list[Outcome]) -> None:
     """Append the instances the committed outcomes created, in their transaction."""
-    changes: list[EntityHistory] = []
-    for outcome in outcomes:
-        if outcome.error is not None or outcome.new is outcome.old:
-            continue
-        change = entity_history(outcome.old, outcome.new, change_time(outcome.old, outcome.new))
-        if change is not None:
-            changes.append(change)
+    changes = ts.changes_of(outcomes)
     if changes:
         await _append(conn, tenant, changes, merge_types=False)
 
@@ -612,19 +592,10 @@ async def _retention(conn: Conn, tenant: str, keep: dict[str, int], now: int) ->
         cut = now - kept
         cursor = await conn.execute("SELECT sid FROM history_series WHERE hid = %s", (hid,))
         for (sid,) in await cursor.fetchall():
-            deleted = await conn.execute(
-                "DELETE FROM history_instances WHERE sid = %s AND observed < %s AND "
-                "(observed <> %s OR coalesce(modified, created, deleted, 0) < %s)",
-                (sid, cut, NO_TIME, cut),
-            )
-            removed += deleted.rowcount
-            hour, day = ts.floor_to(cut, ts.HOUR), ts.floor_to(cut, ts.DAY)
-            await conn.execute(
-                "DELETE FROM history_hourly WHERE sid = %s AND bucket < %s", (sid, hour)
-            )
-            await conn.execute(
-                "DELETE FROM history_daily WHERE sid = %s AND bucket < %s", (sid, day)
-            )
+            [expire, *rollups] = ts.expire_steps(sid, cut)
+            removed += (await conn.execute(*_pg(*expire))).rowcount
+            for step in rollups:
+                await conn.execute(*_pg(*step))
             await _rebuild(conn, sid, cut, cut)
             left = await conn.execute(
                 "SELECT 1 FROM history_instances WHERE sid = %s LIMIT 1", (sid,)
@@ -670,11 +641,7 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: list[ImportRow], now: in
         if row.dataset_id is not None and inst.get("datasetId") != row.dataset_id:
             inst = {**inst, "datasetId": row.dataset_id}
         doc, num = split_number(inst, ints=False)
-        if "createdAt" in inst or "modifiedAt" in inst or "deletedAt" in inst:
-            times = record(row.attr, inst, now)
-            created, modified, deleted = times.created, times.modified, times.deleted
-        else:
-            created, modified, deleted = now, now, None
+        created, modified, deleted = ts.import_times(row.attr, inst, now)
         sid = sids[(row.entity_id, row.attr, row.dataset_id or "")]
         append((sid, row.observed_at, created, modified, deleted, num, series.doc(sid, doc)))
     await series.save(conn)
@@ -705,15 +672,30 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: list[ImportRow], now: in
 # -- reads ----------------------------------------------------------------------------------
 
 
-def _matches(flt: EntityFilter, entity_id: str, doc: Any) -> bool:
-    if flt.id_pattern is not None and not flt.id_pattern.fullmatch(entity_id):
-        return False
-    if flt.predicates:
-        if doc is None:
-            return False
-        current = orjson.loads(doc)
-        return all(p.matches(current) for p in flt.predicates)
-    return True
+async def _selected(
+    conn: Conn, tenant: str, search: StateSearch, candidate: HistoryEntity, doc: str | None
+) -> bool:
+    verdict = search.quick(candidate, None if doc is None else orjson.loads(doc))
+    if verdict is not None:
+        return verdict
+    series = await _series(conn, tenant, candidate.id, search.attrs)
+    fetched = []
+    for found in series.values():
+        for sid, _, _ in found:
+            for kind, statement, params in search.reads(sid):
+                cursor = await conn.execute(*_pg(statement, params))
+                fetched.append((kind, sid, await cursor.fetchall()))
+    return search.verdict(candidate, series, fetched)
+
+
+def _pg(statement: str, params: Any) -> tuple[bytes, Any]:
+    return ts.pg(statement).encode(), params
+
+
+async def _one(conn: Conn, statement: str, params: Any) -> int:
+    cursor = await conn.execute(*_pg(statement, params))
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 _Found = tuple[int, str | None, str | None]
@@ -740,33 +722,6 @@ async def _series(
     return out
 
 
-async def _count(conn: Conn, sid: int, column: str, lo: int, hi: int) -> int:
-    if column != "observed":
-        cursor = await conn.execute(
-            f"SELECT count(*) FROM history_instances WHERE sid = %s AND {column} >= %s "
-            f"AND {column} < %s".encode(),
-            (sid, lo, hi),
-        )
-        row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-    sql, params = ts.count_sql(sid, lo, hi)
-    cursor = await conn.execute(ts.pg(sql).encode(), params)
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def _span(
-    conn: Conn, sid: int, column: str, lo: int, hi: int
-) -> tuple[int | None, int | None]:
-    where = f"FROM history_instances WHERE sid = %s AND {column} >= %s AND {column} < %s"
-    cursor = await conn.execute(
-        f"SELECT (SELECT min({column}) {where}), (SELECT max({column}) {where})".encode(),
-        (sid, lo, hi, sid, lo, hi),
-    )
-    row = await cursor.fetchone()
-    return (row[0], row[1]) if row else (None, None)
-
-
 async def _series_figures(
     conn: Conn, sid: int, template: str | None, plan: Aggregation
 ) -> dict[int, Partial]:
@@ -786,7 +741,7 @@ async def _series_figures(
 def _distinct(distinct: bool, template: str | None) -> tuple[str, tuple[Any, ...]]:
     if not distinct:
         return "", ()
-    return _DISTINCT, (template,) * len(_VALUE_MEMBERS)
+    return _DISTINCT, (template,) * len(ts.VALUE_MEMBERS)
 
 
 def _columns(segments: list[ts.Segment]) -> tuple[list[int], list[int], list[int]]:

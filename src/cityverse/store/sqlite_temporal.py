@@ -37,13 +37,12 @@ from cityverse.store.history import (
     NO_TIME,
     EntityHistory,
     Record,
-    change_time,
-    entity_history,
     instance_number,
     now_ms,
     record,
     split_number,
 )
+from cityverse.store.states import StateSearch
 from cityverse.store.temporal import (
     AttributeHistory,
     Bucket,
@@ -124,19 +123,17 @@ _INSERT = (
     "INSERT INTO history_instances (sid, observed, iid, created, modified, deleted, num, doc) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COLUMNS = "observed, iid, created, modified, deleted, doc, num"
 _RANGES = (
     "WITH r(k, lo, hi) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' "
     "FROM json_each(?)) "
 )
 # total() rather than sum(): num keeps integers as integers, and total() never overflows.
 _RAW = "count(*), count(num), total(num), total(num * num), min(num), max(num)"
-_VALUE_MEMBERS = ("value", "object", "vocab", "languageMap", "valueList", "objectList", "json")
 # For distinctCount: the number, else the value member as JSON text. A row without its
 # own document holds the series' template, given as the parameter (once per member).
 _DISTINCT = (
     ", count(DISTINCT coalesce(num, "
-    + ", ".join(f"CAST(coalesce(doc, ?) AS TEXT) -> '$.{m}'" for m in _VALUE_MEMBERS)
+    + ", ".join(f"CAST(coalesce(doc, ?) AS TEXT) -> '$.{m}'" for m in ts.VALUE_MEMBERS)
     + "))"
 )
 
@@ -172,11 +169,12 @@ class SqliteTemporal:
         limit: int | None,
         offset: int = 0,
         count: bool = False,
+        window: TimeWindow | None = None,
     ) -> HistoryPage:
-        """Entities with history matching ``flt`` (predicates tested on the current
-        entity; a deleted entity matches only a filter without predicates), oldest
-        first."""
-        return await self._reading(_history_entities, tenant, flt, limit, offset, count)
+        """Entities with history matching ``flt``, predicates tested on the states they
+        held in ``window``, oldest first."""
+        search = StateSearch.of(flt, window, now=now_ms())
+        return await self._reading(_history_entities, tenant, search, limit, offset, count)
 
     async def instances(
         self,
@@ -284,13 +282,7 @@ class SqliteTemporal:
 
 def record_history(conn: Any, tenant: str, outcomes: list[Outcome]) -> None:
     """Append the instances the committed outcomes created, in their transaction."""
-    changes: list[EntityHistory] = []
-    for outcome in outcomes:
-        if outcome.error is not None or outcome.new is outcome.old:
-            continue
-        change = entity_history(outcome.old, outcome.new, change_time(outcome.old, outcome.new))
-        if change is not None:
-            changes.append(change)
+    changes = ts.changes_of(outcomes)
     if changes:
         _append(conn, tenant, changes, merge_types=False)
 
@@ -501,11 +493,7 @@ def _delete_history(
         _drop_series(conn, [sid for sid, _, _ in series])
         conn.execute("DELETE FROM history_entities WHERE hid = ?", (hid,))
         return True
-    chosen = [
-        sid
-        for sid, name, dataset in series
-        if name == attr and (delete_all or dataset == (dataset_id or ""))
-    ]
+    chosen = ts.chosen_series(series, attr, dataset_id, delete_all)
     _drop_series(conn, chosen)
     return bool(chosen)
 
@@ -564,14 +552,10 @@ def _retention(conn: sqlite3.Connection, tenant: str, keep: dict[str, int], now:
         cut = now - kept
         series = conn.execute("SELECT sid FROM history_series WHERE hid = ?", (hid,)).fetchall()
         for (sid,) in series:
-            removed += conn.execute(
-                "DELETE FROM history_instances WHERE sid = ? AND observed < ? AND "
-                "(observed != ? OR coalesce(modified, created, deleted, 0) < ?)",
-                (sid, cut, NO_TIME, cut),
-            ).rowcount
-            hour, day = ts.floor_to(cut, ts.HOUR), ts.floor_to(cut, ts.DAY)
-            conn.execute("DELETE FROM history_hourly WHERE sid = ? AND bucket < ?", (sid, hour))
-            conn.execute("DELETE FROM history_daily WHERE sid = ? AND bucket < ?", (sid, day))
+            [expire, *rollups] = ts.expire_steps(sid, cut)
+            removed += conn.execute(*expire).rowcount
+            for statement, params in rollups:
+                conn.execute(statement, params)
             _rebuild(conn, sid, cut, cut)
             if conn.execute("SELECT 1 FROM history_instances WHERE sid = ?", (sid,)).fetchone():
                 continue
@@ -620,11 +604,7 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: list[ImportRow],
         if dataset is not None and inst.get("datasetId") != dataset:
             inst = {**inst, "datasetId": dataset}
         doc, num = split_number(inst)
-        if "createdAt" in inst or "modifiedAt" in inst or "deletedAt" in inst:
-            times = record(attr, inst, now)
-            created, modified, deleted = times.created, times.modified, times.deleted
-        else:
-            created, modified, deleted = now, now, None
+        created, modified, deleted = ts.import_times(attr, inst, now)
         sid = sids[(entity_id, attr, dataset or "")]
         template = templates.get(sid)
         if template == doc:
@@ -677,11 +657,12 @@ def _add_imported_to_rollups(
 def _history_entities(
     conn: sqlite3.Connection,
     tenant: str,
-    flt: EntityFilter,
+    search: StateSearch,
     limit: int | None,
     offset: int,
     count: bool,
 ) -> HistoryPage:
+    flt = search.flt
     where = ["h.tenant = ?"]
     params: list[Any] = [tenant]
     if flt.ids is not None:
@@ -710,25 +691,33 @@ def _history_entities(
     )
     page = Pager(limit, offset, count)
     for entity_id, types, scope, deleted_at, doc in conn.execute(sql, params):
-        if not _matches(flt, entity_id, doc):
+        scopes = None if scope is None else orjson.loads(scope)
+        candidate = HistoryEntity(entity_id, orjson.loads(types), deleted_at, scopes)
+        if not _selected(conn, tenant, search, candidate, doc):
             continue
-        if page.wanted():
-            scopes = None if scope is None else orjson.loads(scope)
-            page.found.append(HistoryEntity(entity_id, orjson.loads(types), deleted_at, scopes))
-        if page.counted():
+        if page.add(candidate):
             break
     return page.result()
 
 
-def _matches(flt: EntityFilter, entity_id: str, doc: Any) -> bool:
-    if flt.id_pattern is not None and not flt.id_pattern.fullmatch(entity_id):
-        return False
-    if flt.predicates:
-        if doc is None:
-            return False
-        current = orjson.loads(doc)
-        return all(p.matches(current) for p in flt.predicates)
-    return True
+def _selected(
+    conn: sqlite3.Connection,
+    tenant: str,
+    search: StateSearch,
+    candidate: HistoryEntity,
+    doc: bytes | None,
+) -> bool:
+    verdict = search.quick(candidate, None if doc is None else orjson.loads(doc))
+    if verdict is not None:
+        return verdict
+    series = _series(conn, tenant, candidate.id, search.attrs)
+    fetched = [
+        (kind, sid, conn.execute(statement, params).fetchall())
+        for found in series.values()
+        for sid, _, _ in found
+        for kind, statement, params in search.reads(sid)
+    ]
+    return search.verdict(candidate, series, fetched)
 
 
 _Found = tuple[int, str | None, bytes | None]
@@ -761,47 +750,20 @@ def _instances(
     last_n: int | None,
     limit: int,
 ) -> dict[str, AttributeHistory]:
-    column, lo, hi = ts.window_bounds(window)
-    want = max(0, limit if last_n is None else min(last_n, limit))
-    newest = last_n is not None
-    order = "DESC" if newest else "ASC"
-    select = (
-        f"SELECT {column}, {_COLUMNS} FROM history_instances WHERE sid = ? AND {column} >= ? "
-        f"AND {column} < ? ORDER BY {column} {order}, iid {order} LIMIT ?"
-    )
+    read = ts.InstanceRead.of(window, last_n, limit)
     out: dict[str, AttributeHistory] = {}
     for attr, series in _series(conn, tenant, entity_id, attrs).items():
-        total = 0
-        rows: list[tuple[Any, ...]] = []
-        for sid, _, template in series:
-            total += _count(conn, sid, column, lo, hi)
-            for row in conn.execute(select, (sid, lo, hi, want)):
-                rows.append(row if row[6] is not None else (*row[:6], template, row[7]))
-        if total:
-            out[attr] = ts.attribute_history(rows, total, want, newest)
+        answer = read.answer(
+            (
+                conn.execute(read.statement, read.params(sid)).fetchall(),
+                int(conn.execute(*read.count(sid)).fetchone()[0]),
+                template,
+            )
+            for sid, _, template in series
+        )
+        if answer is not None:
+            out[attr] = answer
     return out
-
-
-def _count(conn: sqlite3.Connection, sid: int, column: str, lo: int, hi: int) -> int:
-    if column != "observed":
-        (n,) = conn.execute(
-            f"SELECT count(*) FROM history_instances WHERE sid = ? AND {column} >= ? "
-            f"AND {column} < ?",
-            (sid, lo, hi),
-        ).fetchone()
-        return int(n)
-    sql, params = ts.count_sql(sid, lo, hi)
-    (n,) = conn.execute(sql, params).fetchone()
-    return int(n)
-
-
-def _span(
-    conn: sqlite3.Connection, sid: int, column: str, lo: int, hi: int
-) -> tuple[int | None, int | None]:
-    where = f"FROM history_instances WHERE sid = ? AND {column} >= ? AND {column} < ?"
-    (first,) = conn.execute(f"SELECT min({column}) {where}", (sid, lo, hi)).fetchone()
-    (last,) = conn.execute(f"SELECT max({column}) {where}", (sid, lo, hi)).fetchone()
-    return first, last
 
 
 def _aggregate(
@@ -816,12 +778,10 @@ def _aggregate(
     column, lo, hi = ts.window_bounds(window)
     out: dict[str, list[Bucket]] = {}
     for attr, series in _series(conn, tenant, entity_id, attrs).items():
-        spans = [_span(conn, sid, column, lo, hi) for sid, _, _ in series]
-        firsts = [a for a, _ in spans if a is not None]
-        lasts = [b for _, b in spans if b is not None]
-        if not firsts or not lasts:
+        spans = [conn.execute(*ts.span_sql(sid, column, lo, hi)).fetchone() for sid, _, _ in series]
+        plan = ts.plan_of(spans, window, period, methods)
+        if plan is None:
             continue
-        plan = ts.plan_aggregation(window, period, methods, min(firsts), max(lasts))
         buckets: list[Bucket] = []
         for sid, dataset, template in series:
             figures = _series_figures(conn, sid, template, plan)
@@ -850,7 +810,7 @@ def _series_figures(
 def _distinct(distinct: bool, template: bytes | None) -> tuple[str, tuple[Any, ...]]:
     if not distinct:
         return "", ()
-    return _DISTINCT, (template,) * len(_VALUE_MEMBERS)
+    return _DISTINCT, (template,) * len(ts.VALUE_MEMBERS)
 
 
 def _figures(

@@ -85,16 +85,19 @@ class HistoryPage:
 class AttributeHistory:
     """The instances of one attribute (every datasetId) in a window, oldest first.
 
-    ``total`` is how many instances the window holds, of which ``instances`` is at most
-    ``limit``: the oldest, or with ``last_n`` the newest. ``first``/``last`` are the times
-    (on the window's property) of the first and last instance returned, for the
-    Content-Range header.
+    ``total`` is how many instances the window holds and ``wanted`` how many of them the
+    request asks for: all of them, or with ``last_n`` the newest ``last_n`` of each
+    datasetId. ``instances`` holds at most ``limit`` of those: the oldest, or with
+    ``last_n`` the newest. ``first``/``last`` are the times (on the window's property)
+    of the first and last instance returned, for the Content-Range header.
     """
 
     instances: list[Instance]
     total: int
     first: int | None = None
     last: int | None = None
+    wanted: int | None = None
+    """None: ``total``."""
 
 
 @dataclass(slots=True)
@@ -138,10 +141,12 @@ class TemporalStore(Protocol):
         limit: int | None,
         offset: int = 0,
         count: bool = False,
+        window: TimeWindow | None = None,
     ) -> HistoryPage:
-        """Entities with history matching ``flt`` (predicates tested on the current
-        entity; a deleted entity matches only a filter without predicates), oldest
-        first."""
+        """Entities with history matching ``flt``, oldest first. Ids, idPattern, type
+        names and ``attrs`` are tested on the history; predicates on the states the
+        entity held in ``window`` (store/states.py), so that a deleted entity matches
+        what it was."""
         ...
 
     async def instances(
@@ -154,8 +159,9 @@ class TemporalStore(Protocol):
         last_n: int | None,
         limit: int,
     ) -> dict[str, AttributeHistory]:
-        """Per attribute (all when ``attrs`` is None), its instances in ``window``;
-        attributes without any there are left out."""
+        """Per attribute (all when ``attrs`` is None), its instances in ``window``
+        (with ``last_n``, the newest ``last_n`` of each datasetId), at most ``limit`` of
+        them; attributes without any there are left out."""
         ...
 
     async def aggregate(

@@ -34,7 +34,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from cityverse.store.history import NO_TIME, loaded
+from cityverse.core.model import Instance
+from cityverse.store.base import Outcome
+from cityverse.store.history import (
+    NO_TIME,
+    EntityHistory,
+    change_time,
+    entity_history,
+    loaded,
+    record,
+)
 from cityverse.store.temporal import (
     AttributeHistory,
     Bucket,
@@ -451,6 +460,12 @@ class Pager:
         self.matched += 1
         return not self.count and self.end is not None and self.matched >= self.end
 
+    def add(self, entity: HistoryEntity) -> bool:
+        """Count one match, kept when it is on the page; True when the scan may stop."""
+        if self.wanted():
+            self.found.append(entity)
+        return self.counted()
+
     def result(self) -> HistoryPage:
         """The page collected so far."""
         return HistoryPage(self.found, self.matched if self.count else None)
@@ -471,19 +486,165 @@ def partials(
     return out
 
 
-def attribute_history(
-    rows: list[tuple[Any, ...]], total: int, want: int, newest: bool
-) -> AttributeHistory:
-    """One attribute's answer from the rows of its series (time, observed, iid, created,
-    modified, deleted, doc, number), each series' rows already cut to ``want``."""
-    rows.sort(key=lambda row: (row[0], row[2]))
-    rows = (rows[-want:] if want else []) if newest else rows[:want]
-    return AttributeHistory(
-        [
-            loaded(doc, iid, obs, cre, mod, dele, num)
-            for _, obs, iid, cre, mod, dele, doc, num in rows
-        ],
-        total,
-        rows[0][0] if rows else None,
-        rows[-1][0] if rows else None,
+Row = Sequence[Any]
+"""A history row as read: time on the window's property, observed, iid, created,
+modified, deleted, doc (None: the series' template), number."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRead:
+    """How one attribute's instances in a window are read: from each series (datasetId)
+    its oldest rows, or with ``last_n`` its newest ``last_n``; then at most ``limit``
+    of them all, the oldest or with ``last_n`` the newest."""
+
+    column: str
+    lo: int
+    hi: int
+    last_n: int | None
+    limit: int
+
+    @classmethod
+    def of(cls, window: TimeWindow, last_n: int | None, limit: int) -> InstanceRead:
+        """The read of ``window`` for ``last_n`` and the per-attribute ``limit``."""
+        column, lo, hi = window_bounds(window)
+        return cls(column, lo, hi, last_n, max(0, limit))
+
+    @property
+    def statement(self) -> str:
+        """One series' rows (``?`` placeholders; parameters from ``params``)."""
+        order = "ASC" if self.last_n is None else "DESC"
+        c = self.column
+        return (
+            f"SELECT {c}, observed, iid, created, modified, deleted, doc, num "
+            f"FROM history_instances WHERE sid = ? AND {c} >= ? AND {c} < ? "
+            f"ORDER BY {c} {order}, iid {order} LIMIT ?"
+        )
+
+    def params(self, sid: int) -> tuple[int, int, int, int]:
+        """The parameters of ``statement`` for one series."""
+        per_series = self.limit if self.last_n is None else min(self.last_n, self.limit)
+        return (sid, self.lo, self.hi, per_series)
+
+    def count(self, sid: int) -> tuple[str, list[int]]:
+        """A statement counting one series' instances in the window."""
+        if self.column == "observed":
+            return count_sql(sid, self.lo, self.hi)
+        c = self.column
+        return (
+            f"SELECT count(*) FROM history_instances WHERE sid = ? AND {c} >= ? AND {c} < ?",
+            [sid, self.lo, self.hi],
+        )
+
+    def answer(self, series: Iterable[tuple[list[Row], int, Any]]) -> AttributeHistory | None:
+        """The attribute's answer from each series' rows, count and template; None
+        when the window holds none of its instances."""
+        total = wanted = 0
+        rows: list[Row] = []
+        for found, count, template in series:
+            total += count
+            wanted += count if self.last_n is None else min(count, self.last_n)
+            rows.extend(
+                row if row[6] is not None else (*row[:6], template, row[7]) for row in found
+            )
+        if not total:
+            return None
+        rows.sort(key=lambda row: (row[0], row[2]))
+        if self.last_n is None:
+            rows = rows[: self.limit]
+        elif self.limit:
+            rows = rows[-self.limit :]
+        else:
+            rows = []
+        return AttributeHistory(
+            [
+                loaded(doc, iid, obs, cre, mod, dele, num)
+                for _, obs, iid, cre, mod, dele, doc, num in rows
+            ],
+            total,
+            rows[0][0] if rows else None,
+            rows[-1][0] if rows else None,
+            wanted,
+        )
+
+
+def span_sql(sid: int, column: str, lo: int, hi: int) -> tuple[str, tuple[int, ...]]:
+    """A statement giving the first and last time of a series' instances in [lo, hi)."""
+    where = f"FROM history_instances WHERE sid = ? AND {column} >= ? AND {column} < ?"
+    return (
+        f"SELECT (SELECT min({column}) {where}), (SELECT max({column}) {where})",
+        (sid, lo, hi, sid, lo, hi),
     )
+
+
+def plan_of(
+    spans: Iterable[Sequence[int | None]],
+    window: TimeWindow,
+    period: Period | None,
+    methods: frozenset[str],
+) -> Aggregation | None:
+    """The plan for an attribute whose series span these (first, last) times in the
+    window; None when none of them has an instance there."""
+    found = [(a, b) for a, b in spans if a is not None and b is not None]
+    if not found:
+        return None
+    return plan_aggregation(
+        window, period, methods, min(a for a, _ in found), max(b for _, b in found)
+    )
+
+
+# -- writes shared by both stores ----------------------------------------------------------
+
+VALUE_MEMBERS = ("value", "object", "vocab", "languageMap", "valueList", "objectList", "json")
+"""The members that hold an instance's value (distinctCount compares them)."""
+
+
+def changes_of(outcomes: Iterable[Outcome]) -> list[EntityHistory]:
+    """What the committed outcomes of one ``mutate`` add to the history."""
+    changes: list[EntityHistory] = []
+    for outcome in outcomes:
+        if outcome.error is not None or outcome.new is outcome.old:
+            continue
+        change = entity_history(outcome.old, outcome.new, change_time(outcome.old, outcome.new))
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def import_times(attr: str, instance: Instance, now: int) -> tuple[int, int, int | None]:
+    """The created, modified and deleted times of an imported instance (``now`` for
+    those it does not give)."""
+    if "createdAt" in instance or "modifiedAt" in instance or "deletedAt" in instance:
+        times = record(attr, instance, now)
+        return times.created, times.modified, times.deleted
+    return now, now, None
+
+
+def chosen_series(
+    series: Iterable[tuple[int, str, str]],
+    attr: str,
+    dataset_id: str | None,
+    delete_all: bool,
+) -> list[int]:
+    """The sids of (sid, attribute, datasetId or '') rows that a deletion of ``attr``
+    removes: its default instances, one datasetId's, or every one with ``delete_all``."""
+    return [
+        sid
+        for sid, name, dataset in series
+        if name == attr and (delete_all or dataset == (dataset_id or ""))
+    ]
+
+
+def expire_steps(sid: int, cut: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Statements that delete a series' instances older than ``cut`` (an instance
+    without observedAt by its modifiedAt) and its rollups before ``cut``; the first
+    one's row count is how many instances went. ``rebuild_steps(sid, cut, cut)`` then
+    makes the rollup buckets around ``cut`` exact again."""
+    return [
+        (
+            "DELETE FROM history_instances WHERE sid = ? AND observed < ? AND "
+            "(observed <> ? OR coalesce(modified, created, deleted, 0) < ?)",
+            (sid, cut, NO_TIME, cut),
+        ),
+        ("DELETE FROM history_hourly WHERE sid = ? AND bucket < ?", (sid, floor_to(cut, HOUR))),
+        ("DELETE FROM history_daily WHERE sid = ? AND bucket < ?", (sid, floor_to(cut, DAY))),
+    ]
