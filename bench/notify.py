@@ -140,7 +140,15 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        cmd = [*cityverse_command(), "serve", "--insecure-open", "--host", HOST, "--port", str(self.port)]
+        cmd = [
+            *cityverse_command(),
+            "serve",
+            "--insecure-open",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
         cmd += ["--store", self.store_url]
         env = dict(os.environ, CITYVERSE_LOG_LEVEL="warning", CITYVERSE_DATA_DIR=str(self.tmp))
         env.update(self.env)
