@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, store: EntityStore | None = None) -> Starl
     broker = Broker(settings=settings, store=the_store, contexts=contexts)
     secret = site_secret(settings)
     guard = Guard.from_settings(settings, the_store, secret)
+    broker.gate_for = guard.gate_for
     audit = audit_log(settings, secret)
     services: list[Service] = []
     if audit is not None:

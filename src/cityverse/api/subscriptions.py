@@ -6,7 +6,8 @@ changes, a CityVerse extension.
 (``type``, ``id``, ``idPattern``, ``q``, ``scopeQ``, ``attrs``, ``watchedAttributes``,
 ``format``, ``options=sysAttrs`` and the geo-query parameters), each event's data a
 Notification (5.3.1). Behind it is a transient subscription, so the stream sees the
-writes of every server process, and is gone when the client disconnects.
+writes of every server process, and is gone when the client disconnects. Its events
+show what the caller may see, as the notifications of a subscription it created.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ async def stream(request: Request) -> Response:
         stream_body(params), call.context, now=iso_now(), creating=True
     )
     doc["createdAt"] = doc["modifiedAt"] = iso_now()
+    subscriptions.stamp_owner(doc, call.gate)
     stream_id, queue = await notifier.open_stream(call.tenant, doc)
     return StreamingResponse(
         _events(request, notifier, call.tenant, stream_id, queue),

@@ -7,7 +7,7 @@ operation such as ``entities.create(broker, call, body)``; operations never see 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -30,6 +30,9 @@ class Broker:
     listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     """Called with (event, tenant) after a commit: ``written`` after every entity write,
     ``subscriptions`` after a subscription changes. The notifier wakes on them."""
+    gate_for: GateFactory | None = None
+    """The gate of an ``Owner``'s roles in a tenant, for what its subscriptions deliver
+    (set by the app from its security; None: subscriptions with an owner deliver nothing)."""
 
     async def check_tenant(self, tenant: str) -> None:
         """Raise NonexistentTenant when a read names a tenant that holds no data."""
@@ -109,6 +112,43 @@ class _Open:
 
 OPEN: Gate = _Open()
 """The gate of a caller who may do everything (internal calls, security switched off)."""
+
+GateFactory = Callable[[str, frozenset[str]], Awaitable[Gate]]
+"""Builds the gate of the given roles in a tenant, without a request::
+
+    gate = await broker.gate_for("berkane", frozenset({"analyst"}))
+"""
+
+
+OWNER = "owner"
+"""The member of a stored subscription that holds its ``Owner`` (never shown by the API)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who created or last changed a subscription: its subject and its roles in the
+    subscription's tenant. Notifications show what these roles may see."""
+
+    subject: str
+    roles: frozenset[str]
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"subject": self.subject, "roles": sorted(self.roles)}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Owner:
+        """The owner stored in a subscription; ValueError when it is not one."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("roles"), list):
+            raise ValueError(f"not a subscription owner: {doc!r}")
+        return cls(str(doc.get("subject", "")), frozenset(str(r) for r in doc["roles"]))
+
+
+def owner_of(gate: Gate) -> Owner | None:
+    """The owner a restricted gate speaks for (its ``owner`` member), else None."""
+    if not gate.restricted:
+        return None
+    owner = getattr(gate, "owner", None)
+    return owner if isinstance(owner, Owner) else None
 
 
 @dataclass(frozen=True, slots=True)

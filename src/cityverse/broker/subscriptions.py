@@ -6,6 +6,10 @@ parsed, and any fault is a BadRequestData naming the member. The stored document
 names expanded, plus the expansion of each term its q and type expressions use, so the
 notifier can match without the @context; it is rendered back with the @context of the
 request that reads it.
+
+A subscription created or changed by a restricted caller keeps who that was (subject and
+roles, ``owner``: never shown in the API's representation); the notifier shows each
+notification's entities as those roles may see them (``Broker.gate_for``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from cityverse.broker.query import compile_pattern, parse_paging
-from cityverse.broker.request import Broker, Call
+from cityverse.broker.request import OWNER, Broker, Call, Gate, owner_of
 from cityverse.core.context import Context
 from cityverse.core.entity import iso_now, normalise_datetime, valid_name, valid_uri
 from cityverse.core.errors import (
@@ -73,6 +77,7 @@ async def create(broker: Broker, call: Call, body: Any) -> str:
     doc = parse_subscription(body, call.context, now=now, creating=True)
     doc["id"] = sub_id
     doc["createdAt"] = doc["modifiedAt"] = now
+    stamp_owner(doc, call.gate)
     if not await store.create_subscription(call.tenant, sub_id, doc):
         raise AlreadyExists(f"subscription {sub_id!r} already exists", instance=sub_id)
     broker.signal(SUBSCRIPTION_CHANGED, call.tenant)
@@ -137,6 +142,11 @@ async def update(broker: Broker, call: Call, sub_id: str, body: Any) -> None:
     doc["id"] = sub_id
     doc["createdAt"] = row.doc.get("createdAt", now)
     doc["modifiedAt"] = now
+    # Whoever changes a subscription decides what it delivers and where: it then shows
+    # what that caller may see, so that no one widens another's subscription to its own
+    # endpoint.
+    if not stamp_owner(doc, call.gate) and OWNER in row.doc:
+        doc[OWNER] = row.doc[OWNER]
     if not await store.replace_subscription(call.tenant, sub_id, doc):
         raise ResourceNotFound(f"subscription {sub_id!r} not found", instance=sub_id)
     broker.signal(SUBSCRIPTION_CHANGED, call.tenant)
@@ -163,6 +173,15 @@ async def _existing(broker: Broker, call: Call, sub_id: str) -> SubscriptionRow:
 def _check_id(sub_id: str) -> None:
     if not valid_uri(sub_id):
         raise BadRequestData(f"subscription id {sub_id!r} is not a URI")
+
+
+def stamp_owner(doc: dict[str, Any], gate: Gate) -> bool:
+    """Record in ``doc`` the owner the caller's gate speaks for; False when it has none."""
+    owner = owner_of(gate)
+    if owner is None:
+        return False
+    doc[OWNER] = owner.to_doc()
+    return True
 
 
 # -- parsing ---------------------------------------------------------------------------

@@ -8,15 +8,21 @@ into the outbox row as one JSON document::
      "notification": {"id": "urn:ngsi-ld:Notification:...", "type": "Notification",
                       "subscriptionId": "urn:...", "data": [...]},
      "timeout": 500, "notifierInfo": {"MQTT-QoS": "1"}}      # when the endpoint sets them
+
+Entities go through the gate of the subscription's owner first (``gated``): an entity it
+may not read is left out, a personal attribute hidden or pseudonymised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 import orjson
 
+from cityverse.broker.gate import visible
+from cityverse.broker.request import Gate
 from cityverse.core.context import Context
 from cityverse.core.entity import render_entity, render_geojson
 from cityverse.core.model import VALUE_MEMBER, Entity
@@ -27,6 +33,25 @@ JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 NULL = "urn:ngsi-ld:null"
 """The NGSI-LD Null: the value that stands for a deleted attribute."""
+
+
+def gated(
+    gate: Gate, entity: Entity, hit: Match | None, old: Entity | None
+) -> tuple[Entity, Match | None, Entity | None] | None:
+    """A change as the gate lets its owner see it; None when the entity is hidden."""
+    if not gate.restricted:
+        return entity, hit, old
+    shown = visible(gate, entity)
+    if shown is None:
+        return None
+    before = visible(gate, old) if old is not None else None
+    if hit is not None and hit.deleted:
+        # A hidden attribute's deletion is not told either (a pseudonymised one is: its
+        # existence is no secret).
+        types = entity["type"]
+        deleted = frozenset(n for n in hit.deleted if gate.attribute(types, n) != "hide")
+        hit = dataclasses.replace(hit, deleted=deleted)
+    return shown, hit, before
 
 
 def render_change(

@@ -14,6 +14,10 @@ its rows stay in the outbox and other endpoints go on. Results are written back 
 batches: a success removes the row, a failure counts and schedules a retry with
 exponential backoff (capped at ``notify_retry_max``) until the row is
 ``notify_retry_for`` seconds old.
+
+A subscription with an owner (created by a restricted caller) notifies what the owner's
+roles may see: its entities pass through their gate (``Broker.gate_for``), built once per
+tenant and roles and kept ``GATE_CACHE`` seconds, so that a policy change shows soon.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from cityverse.broker.gate import visible_all
+from cityverse.broker.request import OPEN, OWNER, Gate, GateFactory, Owner
 from cityverse.core.context import Context, ContextResolver
 from cityverse.core.entity import iso_now
 from cityverse.core.model import Entity
 from cityverse.notify.match import Compiled, SubscriptionIndex, compile_subscription
-from cityverse.notify.payload import notification, render_for
+from cityverse.notify.payload import gated, notification, render_for
 from cityverse.notify.senders import DeliveryFailed, HttpSender, MqttSender, StreamHub
 from cityverse.settings import Settings
 from cityverse.store.base import EntityFilter, EntityStore
@@ -65,6 +71,8 @@ notifier that starts brings it back at once)."""
 STREAM_HEARTBEAT = 60.0
 STREAM_STALE = 300.0
 """A live stream whose process has not renewed it for this long is gone."""
+GATE_CACHE = 5.0
+"""Seconds an owner's gate is kept (the tenant's policy is cached as long)."""
 
 
 class _Early(Exception):
@@ -107,10 +115,15 @@ class Notifier:
         settings: Settings,
         *,
         owner: str | None = None,
+        gate_for: GateFactory | None = None,
     ) -> None:
         self.store = store
         self.contexts = contexts
         self.settings = settings
+        self.gate_for = gate_for
+        """Builds an owner's gate; without it, subscriptions with an owner deliver nothing."""
+        self._gates: dict[tuple[str, frozenset[str]], tuple[float, Gate]] = {}
+        self._warned: set[tuple[str, str]] = set()
         self.owner = owner or uuid.uuid4().hex[:12]
         """This process's name in the endpoint of its live streams."""
         self.streams = StreamHub()
@@ -142,7 +155,7 @@ class Notifier:
         if not hasattr(broker.store, "create_subscription"):
             return None
         store = cast(SubscriptionStore, broker.store)
-        notifier = cls(store, broker.contexts, broker.settings)
+        notifier = cls(store, broker.contexts, broker.settings, gate_for=broker.gate_for)
         broker.listeners.append(notifier.listener)
         return notifier
 
@@ -298,8 +311,12 @@ class Notifier:
                 hit = sub.match(change)
                 if hit is None:
                     continue
+                gate = await self._gate(sub)
+                seen = gated(gate, entity, hit, change.old) if gate is not None else None
+                if seen is None:
+                    continue
                 ctx = await self._context(sub)
-                item = render_for(sub, entity, hit, change.old, change.at, ctx)
+                item = render_for(sub, *seen, change.at, ctx)
                 body = notification(sub, [item], ctx, change.tenant)
                 endpoint = _endpoint_key(sub)
                 not_before = max(self._throttle(sub, now), self._held_until(endpoint))
@@ -334,6 +351,36 @@ class Notifier:
             log.warning("cannot resolve the @context of subscription %s", sub.id, exc_info=True)
             return self.contexts.core
 
+    async def _gate(self, sub: Compiled) -> Gate | None:
+        """The gate of the subscription's owner (OPEN without one); None when it cannot
+        be built, and the subscription then delivers nothing."""
+        stored = sub.doc.get(OWNER)
+        if stored is None:
+            return OPEN
+        try:
+            owner = Owner.from_doc(stored)
+        except ValueError:
+            self._unjudged(sub, "its stored owner cannot be read")
+            return None
+        if self.gate_for is None:
+            self._unjudged(sub, "it has an owner but this server has no security to judge it")
+            return None
+        key = (sub.tenant, owner.roles)
+        now = time.monotonic()
+        cached = self._gates.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        gate = await self.gate_for(sub.tenant, owner.roles)
+        if len(self._gates) > 1000:
+            self._gates = {k: v for k, v in self._gates.items() if v[0] > now}
+        self._gates[key] = (now + GATE_CACHE, gate)
+        return gate
+
+    def _unjudged(self, sub: Compiled, why: str) -> None:
+        if (sub.tenant, sub.id) not in self._warned:
+            self._warned.add((sub.tenant, sub.id))
+            log.error("subscription %s of tenant %r delivers nothing: %s", sub.id, sub.tenant, why)
+
     # -- periodic notifications --------------------------------------------------------
 
     async def _periodic(self) -> None:
@@ -347,10 +394,12 @@ class Notifier:
             self._next_periodic[key] = now + float(sub.interval or 0.0)
             flt = EntityFilter(type_names=sub.type_names(), predicates=(sub,))
             page = await entity_store.query(sub.tenant, flt, limit=PERIODIC_MAX)
-            if not page.entities:
+            gate = await self._gate(sub)
+            entities = visible_all(gate, page.entities) if gate is not None else []
+            if not entities:
                 continue
             ctx = await self._context(sub)
-            data = [render_for(sub, e, None, None, now_text, ctx) for e in page.entities]
+            data = [render_for(sub, e, None, None, now_text, ctx) for e in entities]
             body = notification(sub, data, ctx, sub.tenant)
             delivery = NewDelivery(sub.tenant, sub.id, _endpoint_key(sub), body, leased=False)
             await self.store.settle_changes([], [delivery], 0.0)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from cityverse.broker.request import Treatment, parse_tenant
+from cityverse.broker.request import OPEN, Gate, Owner, Treatment, parse_tenant
 from cityverse.core.errors import (
     BadRequestData,
     Forbidden,
@@ -78,6 +78,12 @@ class Access:
 
     restricted: bool = True
     """Always: even a caller who may see everything has its sight of personal data logged."""
+
+    @property
+    def owner(self) -> Owner:
+        """The caller as the owner of a subscription it creates (its notifications show
+        what these roles may see)."""
+        return Owner(self.identity.subject, self.roles)
 
     def allows(self, operation: str, types: Sequence[str]) -> bool:
         return self.policy.allows(self.roles, operation, types)
@@ -203,6 +209,15 @@ class Guard:
                 )
             raise Forbidden(f"your role in this tenant does not allow {operation}")
         return access
+
+    async def gate_for(self, tenant: str, roles: frozenset[str]) -> Gate:
+        """The gate of ``roles`` in ``tenant`` without a request: what a subscription
+        owned by them may deliver (everything when security is off)."""
+        if not self.enabled:
+            return OPEN
+        policy = await self.policy(tenant)
+        identity = Identity("subscription owner", "owner", {tenant: roles})
+        return Access(identity, tenant, roles, "read", policy, self.pseudonym_key(tenant))
 
     # -- policies ----------------------------------------------------------------------------
 
