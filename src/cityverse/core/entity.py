@@ -158,13 +158,14 @@ def normalise_datetime(text: Any) -> str:
         )
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
-    if offset in ("Z", "z"):
-        tz = UTC
-    else:
-        sign = -1 if offset[0] == "-" else 1
-        digits = offset[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        if offset in ("Z", "z"):
+            tz = UTC
+        else:
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            # timezone() refuses offsets of 24 hours or more, such as +99:99.
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
         ).astimezone(UTC)
