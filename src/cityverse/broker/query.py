@@ -16,7 +16,13 @@ from cityverse.broker.request import Broker, Call
 from cityverse.core.errors import BadRequestData, TooManyResults
 from cityverse.core.geo import parse_geo_query
 from cityverse.core.model import LOCATION, Entity
-from cityverse.core.query import parse_attr_list, parse_q, parse_scope_q, parse_type_expr
+from cityverse.core.query import (
+    compile_regex,
+    parse_attr_list,
+    parse_q,
+    parse_scope_q,
+    parse_type_expr,
+)
 from cityverse.store.base import EntityFilter, Page, Predicate
 
 
@@ -59,7 +65,7 @@ class Selection:
 def compile_pattern(text: str) -> re.Pattern[str]:
     """An idPattern as a regular expression, or BadRequestData."""
     try:
-        return re.compile(text)
+        return compile_regex(text)
     except (re.error, RecursionError, OverflowError) as exc:
         raise BadRequestData(
             f"idPattern {text!r} is not a valid regular expression: {exc}"
