@@ -40,7 +40,7 @@ async def client(
     """The app in-process over a store the demo city was loaded into."""
     result = await load_city(store, city)
     assert result.errors == []
-    app = create_app(Settings(data_dir=str(tmp_path)), store=store)
+    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
         yield c

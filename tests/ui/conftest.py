@@ -50,6 +50,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         [
             *command,
             "serve",
+            "--insecure-open",
             "--port",
             str(port),
             "--data-dir",

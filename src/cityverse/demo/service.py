@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -137,11 +137,16 @@ class DemoService:
         self.wall = wall
         self.monotonic = monotonic
         self.publisher = publisher
+        self.headers: Mapping[str, str] = {}
         self.seed = seed
         self.task: asyncio.Task[None] | None = None
         self.devices: Devices | None = None
         self.alert: ScriptedLeakAlert | None = None
         self.live = False
+
+    def use(self, headers: Mapping[str, str]) -> None:
+        """Send ``headers`` (the demo's credentials) with its requests to the API."""
+        self.headers = headers
 
     async def last_observation(self) -> datetime | None:
         """When the weather station last reported in the store (a previous run's last tick)."""
@@ -179,7 +184,8 @@ class DemoService:
         self.devices = Devices(entities, tables, story, self.seed)
         self.alert = ScriptedLeakAlert(story, _leak_location(entities, story.leak_pipe), base)
         if self.publisher is None:
-            self.publisher = HttpPublisher(base)
+            client = httpx.AsyncClient(base_url=base, timeout=30.0, headers=self.headers)
+            self.publisher = HttpPublisher(base, client)
         self.task = asyncio.create_task(self._play(), name="cityverse-demo")
 
     async def _play(self) -> None:

@@ -171,7 +171,7 @@ async def test_the_daily_service_forecasts_every_network(
 @pytest.fixture
 async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process over each store."""
-    app = create_app(Settings(data_dir=str(tmp_path)), store=store)
+    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
         yield c
