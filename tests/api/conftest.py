@@ -17,7 +17,8 @@ from cityverse.store.base import EntityStore
 def app_settings(tmp_path: Path) -> Settings:
     """Settings for a test app: small limits so that they are cheap to reach."""
     return Settings(
-        data_dir=str(tmp_path), auth="off", max_body_bytes=256 * 1024, context_timeout=1.0)
+        data_dir=str(tmp_path), auth="off", max_body_bytes=256 * 1024, context_timeout=1.0
+    )
 
 
 @pytest.fixture
