@@ -104,7 +104,19 @@ def _count_q(client: httpx.Client, epanet: str) -> int:
 def test_reset_empties_and_reloads(tmp_path: Path) -> None:
     extra = {"id": "urn:ngsi-ld:Thing:extra", "type": "Thing"}
     with demo(tmp_path) as client:
-        assert client.post("/ngsi-ld/v1/entities", json=extra).status_code == 201
+        # The demo opens reading to everyone; writing takes a key.
+        key = subprocess.run(
+            [sys.executable, "-m", "cityverse.cli", "keys", "create", "--role", "operator"]
+            + ["--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        assert client.post("/ngsi-ld/v1/entities", json=extra).status_code == 401
+        authorised = {"Authorization": f"Bearer {key}"}
+        response = client.post("/ngsi-ld/v1/entities", json=extra, headers=authorised)
+        assert response.status_code == 201
     with demo(tmp_path) as client:  # a restart keeps the store
         assert client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:extra").status_code == 200
     with demo(tmp_path, "--reset") as client:
