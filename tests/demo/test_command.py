@@ -105,9 +105,9 @@ def test_reset_empties_and_reloads(tmp_path: Path) -> None:
     extra = {"id": "urn:ngsi-ld:Thing:extra", "type": "Thing"}
     with demo(tmp_path) as client:
         # The demo opens reading to everyone; writing takes a key.
+        create = ["keys", "create", "--role", "operator", "--data-dir", str(tmp_path)]
         key = subprocess.run(
-            [sys.executable, "-m", "cityverse.cli", "keys", "create", "--role", "operator"]
-            + ["--data-dir", str(tmp_path)],
+            [sys.executable, "-m", "cityverse.cli", *create],
             capture_output=True,
             text=True,
             check=True,
