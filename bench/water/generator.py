@@ -8,8 +8,9 @@ A scenario is L-Town (the BattLeDIM network EPyT's wheel ships) over ``days`` da
   (AR(1), one-hour correlation) drawn for eight groups of junctions per pattern;
 - base demands each off by a random 5 % (uniform +-5 %), which the twin's model never
   learns;
-- at most one leak: a demand at the midpoint of a random pipe (the pipe split in two),
-  3 to 20 m3/h, abrupt or incipient (growing linearly over 1 to 5 days);
+- leaks: each a demand at the midpoint of a pipe (the pipe split in two), 3 to 20 m3/h,
+  abrupt or incipient (growing linearly over 1 to 5 days), repaired at ``end`` or never;
+  the 14-day scenarios hold at most one, the year-long ones several;
 - sensors: pressure at the chosen junctions (noise sigma 5 cm), flow at the three inlets
   p227, p235 and PUMP_1 (noise 0.5 % + 0.05 L/s), the level of tank T1 (1 cm).
 
@@ -20,6 +21,7 @@ tiled, no season, no noise, no leak): what a utility's model knows.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +46,14 @@ GROUPS = 8
 @dataclass(frozen=True, slots=True)
 class Leak:
     """A leak at the midpoint of ``pipe``: ``size`` m3/h from ``start`` s, reached at
-    once (``ramp`` 0) or growing over ``ramp`` s."""
+    once (``ramp`` 0) or growing over ``ramp`` s, until ``end`` s (the repair; None:
+    never)."""
 
     pipe: str
     size: float
     start: int
     ramp: int = 0
+    end: int | None = None
 
     @property
     def kind(self) -> str:
@@ -67,6 +71,7 @@ class Data:
     levels: NDArray[np.float64]
     model_pressure: NDArray[np.float64]
     model_flows: NDArray[np.float64]
+    model_levels: NDArray[np.float64]
 
 
 def pipes() -> list[str]:
@@ -121,23 +126,24 @@ def _run(
         )
 
 
-def model_run(sensors: list[str], days: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The twin's model prediction (pressure at ``sensors``, inlet flows)."""
+def model_run(
+    sensors: list[str], days: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The twin's model prediction (pressure at ``sensors``, inlet flows, tank level)."""
     wn = wntr.network.WaterNetworkModel(str(LTOWN))
     rows = _configure(wn, days)
     for name in ("P-Residential", "P-Commercial"):
         pat = wn.get_pattern(name)
         pat.multipliers = _tile(list(pat.multipliers), rows)
-    p, f, _ = _run(wn, sensors, days)
-    return p, f
+    return _run(wn, sensors, days)
 
 
 def scenario(
     seed: int,
     sensors: list[str],
     days: int,
-    leak: Leak | None,
-    model: tuple[NDArray[np.float64], NDArray[np.float64]],
+    leak: Leak | Sequence[Leak] | None,
+    model: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
     *,
     start_day: int = 0,
 ) -> Data:
@@ -159,20 +165,25 @@ def scenario(
             demand.base_value *= 1 + rng.uniform(-DEMAND_ERROR, DEMAND_ERROR)
             if demand.pattern_name in names:
                 demand.pattern_name = f"{demand.pattern_name}-{group}"
-    if leak is not None:
-        pipe = wn.get_link(leak.pipe)
+    leaks = [leak] if isinstance(leak, Leak) else list(leak or [])
+    for k, one in enumerate(leaks):
+        name = "LEAK" if k == 0 else f"LEAK{k}"
+        pipe = wn.get_link(one.pipe)
         a, b = pipe.start_node, pipe.end_node
-        wn = wntr.morph.split_pipe(wn, leak.pipe, leak.pipe + "_L", "LEAK", split_at_point=0.5)
-        node = wn.get_node("LEAK")
+        wn = wntr.morph.split_pipe(wn, one.pipe, one.pipe + "_L", name, split_at_point=0.5)
+        node = wn.get_node(name)
         elev = [n.elevation for n in (a, b) if hasattr(n, "elevation")]
         node.elevation = float(np.mean(elev)) if elev else node.elevation
         t = np.arange(rows) * STEP
-        shape = np.clip((t - leak.start) / leak.ramp, 0, 1) if leak.ramp else t >= leak.start
-        wn.add_pattern("LEAK", list(np.asarray(shape, dtype=float)))
-        node.add_demand(leak.size / 3600.0, "LEAK")
+        shape = np.clip((t - one.start) / one.ramp, 0, 1) if one.ramp else t >= one.start
+        shape = np.asarray(shape, dtype=float)
+        if one.end is not None:
+            shape[t >= one.end] = 0.0
+        wn.add_pattern(name, list(shape))
+        node.add_demand(one.size / 3600.0, name)
     p, f, lv = _run(wn, sensors, days)
     p = p + rng.normal(0, PRESSURE_SIGMA, p.shape)
     f = f * (1 + rng.normal(0, 0.005, f.shape)) + rng.normal(0, 0.05, f.shape)
     lv = lv + rng.normal(0, 0.01, lv.shape)
     times = np.arange(rows, dtype=np.int64) * STEP + start_day * 86_400
-    return Data(times, p, f, lv, model[0], model[1])
+    return Data(times, p, f, lv, model[0], model[1], model[2])

@@ -1454,7 +1454,7 @@ def _water_operations() -> dict[tuple[str, str], dict[str, Any]]:
         ),
         ("POST", N + "/leaks/detect"): _op(
             "detectLeaks",
-            "Detect leaks: {from, to, trainingDays, kappa, threshold}.",
+            "Detect leaks: {from, to, trainingDays, relearnDays, kappa, threshold}.",
             tag,
             ["network", "NgsildTenant"],
             {"200": _ok("Alerts and data quality.", _OPEN_OBJECT, JSON)},

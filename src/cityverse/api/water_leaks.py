@@ -43,7 +43,8 @@ def _number(body: dict[str, Any], key: str, default: float, low: float, high: fl
 
 
 async def detect(request: Request) -> Response:
-    """POST /networks/{network}/leaks/detect: {from, to, trainingDays, kappa, threshold}."""
+    """POST /networks/{network}/leaks/detect: {from, to, trainingDays, relearnDays, kappa,
+    threshold}."""
     broker = _broker(request)
     tenant, net = _tenant(request), _network(request)
     body = await _object(request)
@@ -53,6 +54,7 @@ async def detect(request: Request) -> Response:
     if start >= end:
         raise BadRequestData("from must be before to")
     days = _number(body, "trainingDays", 7.0, 0.25, 365.0)
+    relearn = _number(body, "relearnDays", 7.0, 0.25, 3650.0)
     defaults = lk.Settings()
     settings = lk.Settings(
         kappa=_number(body, "kappa", defaults.kappa, 0.0, 1e6),
@@ -60,7 +62,14 @@ async def detect(request: Request) -> Response:
     )
     network = await open_network(broker.store, tenant, net)
     report = await incidents.detect(
-        broker.store, tenant, network, start, end, train_days=days, settings=settings
+        broker.store,
+        tenant,
+        network,
+        start,
+        end,
+        train_days=days,
+        settings=settings,
+        relearn_days=relearn,
     )
     return _json(
         {
@@ -76,6 +85,8 @@ async def detect(request: Request) -> Response:
             "dataQuality": report.flagged,
             "monitored": {"from": report.monitored[0], "to": report.monitored[1]},
             "modelResiduals": report.model,
+            "relearned": report.relearned,
+            "nightFlow": report.night_flow,
         }
     )
 

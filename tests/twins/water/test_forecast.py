@@ -142,6 +142,24 @@ def test_calendar_knows_moroccan_holidays_and_ramadan() -> None:
         Calendar(country="XX")
 
 
+def test_bridge_days_and_day_types() -> None:
+    italy = Calendar(country="IT", timezone="Europe/Rome", ramadan=False, extra=((11, 3),))
+    # All Saints' Day on a Tuesday and the patron saint on Thursday, 2022: Monday 31
+    # October, Wednesday 2 and Friday 4 November are squeezed between days off.
+    week = [dt.date(2022, 10, 30) + dt.timedelta(days=k) for k in range(8)]
+    assert [italy.is_bridge(d) for d in week] == [0, 1, 0, 1, 0, 1, 0, 0]
+    assert [italy.day_type(d) for d in week] == [6, 5, 6, 5, 6, 5, 5, 6]
+    # An ordinary week keeps its weekdays.
+    plain = [dt.date(2022, 11, 14) + dt.timedelta(days=k) for k in range(7)]
+    assert [italy.day_type(d) for d in plain] == list(range(7))
+    # Morocco: Throne Day (Wednesday 30 July 2025) is a Sunday-like day, with no bridge.
+    assert MOROCCO.day_type(dt.date(2025, 7, 30)) == 6
+    assert not MOROCCO.is_bridge(dt.date(2025, 7, 31))
+    table = italy.features(pd.date_range("2022-10-30T23:00Z", periods=48, freq="h"))
+    assert table["bridge"].tolist() == [1] * 24 + [0] * 24
+    assert table["daytype"].tolist() == [5] * 24 + [6] * 24
+
+
 async def test_the_daily_service_forecasts_every_network(
     store: EntityStore, tmp_path: Path
 ) -> None:

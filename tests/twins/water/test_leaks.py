@@ -154,3 +154,107 @@ def test_night_flow_rise_is_detected() -> None:
         *lk.night_flows(times[times < 12 * DAY], flow[times < 12 * DAY]), 7
     )
     assert quiet == []
+
+
+# -- a watch over months: the normal learned again ------------------------------------------
+
+
+def _drifting(
+    rng: np.random.Generator, days: int, sig: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Residuals whose normal moves: every pressure sags slowly, more at some sensors
+    than at others (a season's demand the model does not know), 12 cm over 60 days."""
+    times, e = _series(rng, days, sig)
+    m = sig.shape[0]
+    shape = -sig.mean(axis=1) / -sig.mean(axis=1).max()  # like a leak everywhere
+    sag = 0.12 * (times / (60 * DAY))[:, None] * shape[None, :] * rng.uniform(0.5, 1.5, m)
+    return times, e - sag
+
+
+def test_a_normal_learned_once_drifts_into_false_alarms_a_weekly_one_does_not() -> None:
+    rng = np.random.default_rng(11)
+    sig = _signatures(rng, 12, 60)
+    times, e = _drifting(rng, 63, sig)
+    f = np.zeros((len(times), 0))
+    assert [a.kind for a in _detect(times, e, sig, 7)][:1] == ["leak"]  # drift taken for one
+    seen = lk.watch(times, e, f, lambda coef: sig, 7 * DAY)
+    assert seen.alarms == []
+    assert [item.start for item in seen.learned] == [7 * DAY + k * 7 * DAY for k in range(8)]
+    assert all(item.hours == 7 * 24 for item in seen.learned)
+
+
+def test_leaks_months_apart_are_found_and_the_watch_resumes_after_the_repair() -> None:
+    rng = np.random.default_rng(12)
+    sig = _signatures(rng, 12, 60)
+    times, e = _drifting(rng, 63, sig)
+    f = np.zeros((len(times), 0))
+    leaks = [(30 * DAY + 5 * 3600, 36 * DAY, 17), (50 * DAY + 13 * 3600, 63 * DAY, 41)]
+    for start, end, node in leaks:
+        e[(times >= start) & (times < end)] += 2.0 * sig[:, node]
+    repaired = {}
+
+    def closed(alarm: lk.Alarm) -> int | None:
+        for start, end, _ in leaks:
+            if start < alarm.time <= end:
+                repaired[alarm.time] = end
+                return end
+        return alarm.time + DAY  # nothing found: the crew dismisses it
+
+    seen = lk.watch(times, e, f, lambda coef: sig, 7 * DAY, closed=closed)
+    found = [a for a in seen.alarms if a.kind == "leak"]
+    assert len(found) == 2, [(a.kind, a.time / DAY) for a in seen.alarms]
+    for alarm, (start, _, _) in zip(found, leaks, strict=True):
+        assert start < alarm.time <= start + DAY
+    # Paused while the first was open, learned again at its repair, never from its hours.
+    assert seen.paused[0] == (found[0].time, 36 * DAY)
+    assert 36 * DAY in [item.start for item in seen.learned]
+    # The second alert is still open at the end: the watch stops there.
+    assert seen.paused[1] == (found[1].time, int(seen.hours[-1]) + 3600)
+
+
+def test_hours_under_a_known_alert_are_not_learned_from() -> None:
+    rng = np.random.default_rng(13)
+    sig = _signatures(rng, 12, 60)
+    times, e = _series(rng, 21, sig)
+    f = np.zeros((len(times), 0))
+    # A leak from day 8 to 12 that an earlier run raised and the crew repaired.
+    leak = (times >= 8 * DAY) & (times < 12 * DAY)
+    e[leak] += 3.0 * sig[:, 5]
+    seen = lk.watch(times, e, f, lambda coef: sig, 14 * DAY, excluded=[(8 * DAY, 12 * DAY)])
+    assert seen.alarms == []
+    # The latest week without the alert's days: days 3 to 8 and 12 to 14.
+    rows = ((times >= 3 * DAY) & (times < 8 * DAY)) | ((times >= 12 * DAY) & (times < 14 * DAY))
+    clean = lk.fit_normal(times[rows], e[rows], f[rows])
+    np.testing.assert_allclose(seen.learned[0].normal.level, clean.level)
+    # Had the leak's days been learned, the normal would sit lower at the sensor nearest.
+    near = int(np.argmin(sig[:, 5]))
+    blind = lk.watch(times, e, f, lambda coef: sig, 14 * DAY)
+    sag = (clean.level - blind.learned[0].normal.level)[:, near].mean()
+    assert sag > 0.05, sag
+
+
+def _nights(rng: np.random.Generator, nights: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Minimum night flows: weekend nights 30 % higher, a season adding 20 % over the
+    period, noise of 0.3 L/s."""
+    days = np.arange(nights, dtype=np.int64) * DAY
+    weekday = (days // DAY + 3) % 7
+    level = 15.0 * (1 + 0.2 * np.arange(nights) / nights)
+    values = level * np.where(weekday >= 5, 1.3, 1.0) + rng.normal(0, 0.3, nights)
+    return days, values
+
+
+def test_night_flow_follows_weekdays_and_seasons_and_catches_a_rise() -> None:
+    rng = np.random.default_rng(14)
+    days, values = _nights(rng, 180)
+    expected = np.full(len(values), np.nan)
+    assert lk.night_watch(days, values, 7, expected=expected) == []
+    assert np.nanmax(np.abs(expected[28:] - values[28:])) < 2.0
+    # Learned once on the first week, the season alone raises an alarm.
+    assert lk.night_flow_alarms(days, values, 7)
+    leaky = values.copy()
+    leaky[100:130] += 1.5  # about 5 m3/h from night 100, repaired at night 130
+    repair = int(days[130])
+    alarms = lk.night_watch(days, leaky, 7, closed=lambda a: repair if a.time <= repair else None)
+    assert len(alarms) == 1
+    assert abs(alarms[0].start - days[100]) <= DAY and alarms[0].time <= days[100] + 5 * DAY
+    assert alarms[0].excess == pytest.approx(1.5, abs=0.6)

@@ -7,7 +7,7 @@ cities whose demand follows it::
 
     cal = Calendar(country="MA", timezone="Africa/Casablanca", ramadan=True)
     table = cal.features(pd.date_range("2026-02-01", periods=48, freq="h", tz="UTC"))
-    table.columns  # hour, weekday, holiday, ramadan, season_sin, season_cos
+    table.columns  # hour, weekday, holiday, ramadan, season_sin, season_cos, bridge, daytype
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from hijridate import Gregorian
 RAMADAN = 9
 """The ninth month of the Hijri year."""
 
-COLUMNS = ("hour", "weekday", "holiday", "ramadan", "season_sin", "season_cos")
+COLUMNS = ("hour", "weekday", "holiday", "ramadan", "season_sin", "season_cos", "bridge", "daytype")
+SATURDAY, SUNDAY = 5, 6
 
 
 @cache
@@ -77,6 +78,25 @@ class Calendar:
         """Whether ``day`` falls in Ramadan (always False when the calendar ignores it)."""
         return self.ramadan and _is_ramadan(day)
 
+    def is_off(self, day: dt.date) -> bool:
+        """Whether ``day`` is a weekend day or a public holiday."""
+        return day.weekday() >= SATURDAY or self.is_holiday(day)
+
+    def is_bridge(self, day: dt.date) -> bool:
+        """Whether ``day`` is a working day between two days off (a holiday on Tuesday
+        makes Monday one): many take it off."""
+        one = dt.timedelta(days=1)
+        return not self.is_off(day) and self.is_off(day - one) and self.is_off(day + one)
+
+    def day_type(self, day: dt.date) -> int:
+        """The weekday whose demand ``day`` should follow: its own on working days,
+        Saturday (5) on a bridge day, Sunday (6) on a holiday."""
+        if self.is_holiday(day):
+            return SUNDAY
+        if self.is_bridge(day):
+            return SATURDAY
+        return day.weekday()
+
     def features(self, index: pd.DatetimeIndex) -> pd.DataFrame:
         """One row per time of ``index`` (tz-aware): the calendar as numbers."""
         local = index.tz_convert(self.timezone)
@@ -84,6 +104,8 @@ class Calendar:
         unique = pd.unique(days.date)
         holiday = {d: self.is_holiday(d) for d in unique}
         ramadan = {d: self.is_ramadan(d) for d in unique}
+        bridge = {d: self.is_bridge(d) for d in unique}
+        kind = {d: self.day_type(d) for d in unique}
         dates = days.date
         angle = 2 * np.pi * (local.day_of_year.to_numpy() - 1) / 365.25
         return pd.DataFrame(
@@ -94,6 +116,8 @@ class Calendar:
                 "ramadan": np.array([ramadan[d] for d in dates], dtype=np.int8),
                 "season_sin": np.sin(angle),
                 "season_cos": np.cos(angle),
+                "bridge": np.array([bridge[d] for d in dates], dtype=np.int8),
+                "daytype": np.array([kind[d] for d in dates], dtype=np.int8),
             },
             index=index,
         )

@@ -39,7 +39,10 @@ TYPE = "WaterDemandForecast"
 HISTORY_DAYS = 800
 """How much inflow history a forecast reads: what the model can use."""
 HOUR_MS = 3_600_000
-METHOD = "LightGBM over the network's zones, direct multi-horizon; split-conformal intervals"
+METHOD = (
+    "LightGBM over the network's zones, direct multi-horizon, blended with the "
+    "same-kind-of-day profile; split-conformal intervals"
+)
 
 
 def entity_id(network: str, zone: str) -> str:

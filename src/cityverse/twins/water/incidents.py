@@ -33,6 +33,8 @@ from cityverse.store.base import Change, EntityFilter, EntityStore
 from cityverse.store.temporal import TimeWindow
 from cityverse.twins.water import leaks as lk
 from cityverse.twins.water import localise as loc
+from cityverse.twins.water.analyse import Topology
+from cityverse.twins.water.engine import NODE_JUNCTION, Engine
 from cityverse.twins.water.model import SIMULATED, WATER_CONTEXT, element_name, network_id
 from cityverse.twins.water.simulate import Network, Simulator
 from cityverse.twins.water.twin import load_network
@@ -47,6 +49,7 @@ ALERT_CONTEXT: list[Any] = [
         "severity": ALERT + "severity",
         "dateIssued": ALERT + "dateIssued",
         "validFrom": ALERT + "validFrom",
+        "validTo": ALERT + "validTo",
         "alertSource": ALERT + "alertSource",
         "description": "https://smartdatamodels.org/description",
     },
@@ -54,6 +57,8 @@ ALERT_CONTEXT: list[Any] = [
 """The @context of the water twin's Alerts: SDM dataModel.Alert terms."""
 MAX_INSTANCES = 2_000_000
 NIGHT = (0, 5)
+NIGHT_FLOW_HOURS = (2, 4)
+"""The minimum night flow is the mean inflow from 02:00 to 04:00 (UTC)."""
 
 _context: Context | None = None
 
@@ -103,9 +108,14 @@ class Readings:
     """(T, pressure sensors) measured pressure less the model's when every sensor has
     a simulated history, else the measured pressure."""
     f: NDArray[np.float64]
+    """(T, flow sensors + level sensors) the same for the flows, then the tank levels."""
     model: bool
     left_out: list[Sensor] = field(default_factory=list)
     """Pressure sensors without enough training history (flagged ``noTrainingData``)."""
+    flow_measured: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(T, flow sensors) the measured flows themselves, L/s (NaN: no reading)."""
+    level_measured: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(T, level sensors) the measured tank levels, m."""
 
 
 def _sensors(bodies: list[dict[str, Any]]) -> list[Sensor]:
@@ -182,7 +192,8 @@ async def load_readings(
     rows = (last - t0) // step + 1
     times = t0 + np.arange(rows, dtype=np.int64) * step
     flows = [s for s in sensors if s.prop == "flow"]
-    with_model = all(_covers(s, times) for s in pressure + flows)
+    level = [s for s in sensors if s.prop == "level"]
+    with_model = all(_covers(s, times) for s in pressure + flows + level)
 
     def column(s: Sensor) -> NDArray[np.float64]:
         grid = lk.to_grid(s.times, s.values, t0, step, rows)
@@ -190,10 +201,19 @@ async def load_readings(
             grid = grid - np.interp(times, s.model_times, s.model_values)
         return grid
 
+    def raw(group: list[Sensor]) -> NDArray[np.float64]:
+        if not group:
+            return np.zeros((rows, 0))
+        return np.stack([lk.to_grid(s.times, s.values, t0, step, rows) for s in group], axis=1)
+
     e = np.stack([column(s) for s in pressure], axis=1)
-    f = np.stack([column(s) for s in flows], axis=1) if flows else np.zeros((rows, 0))
-    level = [s for s in sensors if s.prop == "level"]
-    return Readings(bodies, times, step, pressure, flows, level, e, f, with_model)
+    # The flows, then the tank levels: a tank lower than the model's lowers the pressures
+    # of the zone it feeds, which the normal then explains.
+    regressors = flows + level
+    f = np.stack([column(s) for s in regressors], axis=1) if regressors else np.zeros((rows, 0))
+    out = Readings(bodies, times, step, pressure, flows, level, e, f, with_model)
+    out.flow_measured, out.level_measured = raw(flows), raw(level)
+    return out
 
 
 def _covers(sensor: Sensor, times: NDArray[np.int64]) -> bool:
@@ -213,6 +233,10 @@ class Report:
     flagged: dict[str, list[dict[str, Any]]]
     monitored: tuple[str, str]
     model: bool
+    night_flow: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per metered area: its zones, inlets and minimum night flow each night (the KPI)."""
+    relearned: list[str] = field(default_factory=list)
+    """When the normal pattern was learned (again), ISO 8601."""
 
 
 def _signatures(
@@ -266,32 +290,60 @@ async def detect(
     *,
     train_days: float = 7.0,
     settings: lk.Settings | None = None,
+    relearn_days: float | None = 7.0,
 ) -> Report:
-    """Learn the normal on the first ``train_days`` of [start, end), watch the rest, and
-    write an Alert per detection and the data-quality flags of every sensor."""
+    """Learn the normal on the first ``train_days`` of [start, end), watch the rest
+    (learning the normal again every ``relearn_days``, None: never), and write an Alert
+    per detection and the data-quality flags of every sensor.
+
+    Leak Alerts already stored for the network are periods the normal is never learned
+    from (from ``validFrom`` to ``validTo``, or on while open); an alarm whose Alert is
+    stored with a ``validTo`` (repaired, or dismissed) is followed by a new normal and
+    the watch goes on from then, otherwise the pressure test stops at it.
+    """
     readings = await load_readings(store, tenant, network.name, start_ms, end_ms)
-    normal, train = _train(readings, train_days)
-    sens, sig = await asyncio.to_thread(_signatures, network, readings, normal.coef)
-    z = normal.residuals(readings.times, readings.e, readings.f)
-    hours, means = lk.hourly_means(readings.times[~train], z[~train])
-    alarms = lk.Detector(normal.cov, sig, settings or lk.Settings()).run(hours, means)
+    _train(readings, train_days)
+    known = await _leak_periods(store, tenant, network.name)
+    sens = await asyncio.to_thread(_sensitivity, network, readings)
+    begin = int(readings.times[0]) + int(train_days * lk.DAY)
+    plan = lk.Relearning(
+        every=int(relearn_days * lk.DAY) if relearn_days else 1 << 40,
+        window=int(train_days * lk.DAY),
+    )
+
+    def closed(alarm: lk.Alarm) -> int | None:
+        period = known.get(_alarm_key(network.name, alarm))
+        return period[1] if period is not None else None
+
+    try:
+        seen = await asyncio.to_thread(
+            lk.watch,
+            readings.times,
+            readings.e,
+            readings.f,
+            sens.signatures,
+            begin,
+            settings=settings or lk.Settings(),
+            relearning=plan,
+            closed=closed,
+            excluded=[(a, b if b is not None else 1 << 62) for a, b in known.values()],
+        )
+    except ValueError as exc:
+        raise BadRequestData(f"cannot learn the normal pattern: {exc}") from None
     bodies = []
-    for alarm in alarms:
+    for alarm in seen.alarms:
         bodies.append(_alarm_alert(network.name, readings, sens, alarm))
     for sensor in readings.pressure + readings.left_out + readings.flow + readings.level:
         stuck = [f for f in sensor.flags if f.kind == "stuck"]
         if stuck:
             bodies.append(_stuck_alert(network.name, sensor, stuck))
+    night_flow: dict[str, dict[str, Any]] = {}
     if readings.flow:
-        # The inflow (or its excess over the model's) summed over the flow sensors.
-        total = np.where(np.isfinite(readings.f).any(axis=1), np.nansum(readings.f, axis=1), np.nan)
-        days, nights = lk.night_flows(readings.times, total)
-        trained = int((days < readings.times[0] + int(train_days * lk.DAY)).sum())
-        try:
-            for night in lk.night_flow_alarms(days, nights, trained):
-                bodies.append(_night_alert(network.name, night))
-        except ValueError:
-            pass  # fewer than three training nights: the pressure test still ran
+        areas = await asyncio.to_thread(metered_areas, network, readings)
+        for area in areas:
+            summary, alarms = _night_flow(area, readings, begin, known, network.name)
+            night_flow[area.name] = summary
+            bodies.extend(_night_alert(network.name, area, night) for night in alarms)
     await _write(store, tenant, bodies)
     flagged = await _flag(store, tenant, readings)
     return Report(
@@ -299,7 +351,198 @@ async def detect(
         flagged,
         (_iso(int(readings.times[0])), _iso(int(readings.times[-1]))),
         readings.model,
+        night_flow,
+        [_iso(item.start) for item in seen.learned],
     )
+
+
+def _sensitivity(network: Network, readings: Readings) -> loc.Sensitivity:
+    sim = Simulator(network)
+    try:
+        return loc.sensitivity(
+            sim,
+            [element_name(s.asset) for s in readings.pressure],
+            [element_name(s.asset) for s in readings.flow],
+        )
+    finally:
+        sim.close()
+
+
+def _alarm_key(network: str, alarm: lk.Alarm) -> str:
+    return f"urn:ngsi-ld:Alert:{network}:leak:{alarm.start}"
+
+
+async def _leak_periods(
+    store: EntityStore, tenant: str, network: str
+) -> dict[str, tuple[int, int | None]]:
+    """The network's stored leak Alerts: id -> (validFrom, validTo or None), epoch s."""
+    out: dict[str, tuple[int, int | None]] = {}
+    for alert in await list_alerts(store, tenant, network):
+        if alert.get("subCategory") != "leak" or not isinstance(alert.get("validFrom"), str):
+            continue
+        until = alert.get("validTo")
+        out[str(alert["id"])] = (
+            _ms(str(alert["validFrom"])) // 1000,
+            _ms(until) // 1000 if isinstance(until, str) else None,
+        )
+    return out
+
+
+# -- minimum night flow per metered area ----------------------------------------------------
+
+
+@dataclass(slots=True)
+class Area:
+    """Zones whose inflow the sensors meter: every link into them has a flow sensor, or
+    is the one unmetered link of a tank whose level is measured (the tank's balance
+    gives its flow)."""
+
+    name: str
+    zones: list[str]
+    inlets: list[str]
+    flows: list[tuple[int, float]]
+    """(flow sensor column, coefficient): the inflow adds these measured flows..."""
+    tanks: list[tuple[int, float]]
+    """(level sensor column, m2): ...and these tanks' level rises times their area."""
+
+    def inflow(self, readings: Readings) -> NDArray[np.float64]:
+        """The area's inflow on the readings' grid, L/s (NaN where a term is missing)."""
+        total = np.zeros(len(readings.times))
+        for col, coef in self.flows:
+            total = total + coef * readings.flow_measured[:, col]
+        for col, area in self.tanks:
+            # What the tank stores from one reading to the next: over a night the rises
+            # add up to the change of level, whatever the pumps did in between.
+            level = readings.level_measured[:, col]
+            rise = np.append(np.diff(level), np.nan) / readings.step
+            total = total + 1000.0 * area * rise
+        return total
+
+
+def metered_areas(network: Network, readings: Readings) -> list[Area]:
+    """The smallest groups of zones whose inflow the flow (and tank level) sensors give:
+    zones joined by a link without a sensor are one area."""
+    with Engine.from_text(network.inp) as engine:
+        topo = Topology.of(engine)
+    link_index = {name: i for i, name in enumerate(topo.link_ids)}
+    node_index = {name: i for i, name in enumerate(topo.node_ids)}
+    # Each link's flow (positive from its start node to its end) as a sum of terms.
+    terms: dict[int, dict[tuple[str, int], float]] = {}
+    for col, sensor in enumerate(readings.flow):
+        link = link_index.get(element_name(sensor.asset))
+        if link is not None:
+            terms[link] = {("flow", col): 1.0}
+    diameters = {
+        element_name(b["id"]): float((b.get("nominalDiameter") or {}).get("value") or 0.0)
+        for b in readings.bodies
+        if b["type"] == "Tank"
+    }
+    for col, sensor in enumerate(readings.level):
+        name = element_name(sensor.asset)
+        node = node_index.get(name)
+        if node is None or diameters.get(name, 0.0) <= 0:
+            continue
+        touching = [i for i, (a, b) in enumerate(topo.ends) if node in (a, b)]
+        unknown = [i for i in touching if i not in terms]
+        if len(unknown) != 1:
+            continue
+        # What enters the tank through its links is what it stores: area x level rise.
+        into = {i: 1.0 if topo.ends[i][1] == node else -1.0 for i in touching}
+        u = unknown[0]
+        derived = {("tank", col): into[u] * math.pi * diameters[name] ** 2 / 4}
+        for i in touching:
+            for key, c in terms.get(i, {}).items():
+                if i != u:
+                    derived[key] = derived.get(key, 0.0) - into[u] * into[i] * c
+        terms[u] = derived
+    zone_of = [
+        network.zones.get(name) if topo.node_types[i] == NODE_JUNCTION else None
+        for i, name in enumerate(topo.node_ids)
+    ]
+    parent = {z: z for z in sorted({z for z in zone_of if z})}
+
+    def root(z: str) -> str:
+        while parent[z] != z:
+            z = parent[z]
+        return z
+
+    for i, (a, b) in enumerate(topo.ends):
+        za, zb = zone_of[a], zone_of[b]
+        if za and zb and za != zb and i not in terms:
+            parent[root(za)] = root(zb)
+    groups: dict[str, list[str]] = {}
+    for zone in parent:
+        groups.setdefault(root(zone), []).append(zone)
+    out = []
+    for members in sorted(groups.values(), key=lambda g: (len(g), g)):
+        inside = set(members)
+        total: dict[tuple[str, int], float] = {}
+        inlets = []
+        for i, (a, b) in enumerate(topo.ends):
+            in_a, in_b = zone_of[a] in inside, zone_of[b] in inside
+            if in_a == in_b:
+                continue
+            if i not in terms:
+                break
+            inlets.append(topo.link_ids[i])
+            sign = 1.0 if in_b else -1.0
+            for key, c in terms[i].items():
+                total[key] = total.get(key, 0.0) + sign * c
+        else:
+            kept = {k: v for k, v in total.items() if abs(v) > 1e-9}
+            if kept:
+                out.append(
+                    Area(
+                        "+".join(members),
+                        members,
+                        inlets,
+                        [(c, v) for (kind, c), v in kept.items() if kind == "flow"],
+                        [(c, v) for (kind, c), v in kept.items() if kind == "tank"],
+                    )
+                )
+    return out
+
+
+def _night_flow(
+    area: Area,
+    readings: Readings,
+    begin: int,
+    known: dict[str, tuple[int, int | None]],
+    network: str,
+) -> tuple[dict[str, Any], list[lk.NightAlarm]]:
+    days, values = lk.night_flows(readings.times, area.inflow(readings))
+    expected = np.full(len(values), np.nan)
+    trained = int((days < begin).sum())
+
+    def closed(alarm: lk.NightAlarm) -> int | None:
+        period = known.get(f"urn:ngsi-ld:Alert:{network}:{_night_key(area, alarm)}")
+        return period[1] if period is not None else None
+
+    try:
+        alarms = lk.night_watch(days, values, trained, closed=closed, expected=expected)
+    except ValueError:
+        alarms = []  # fewer than three training nights: the pressure test still ran
+    nights = [
+        {
+            "night": _iso(int(d))[:10],
+            "flow": None if not np.isfinite(v) else round(float(v), 3),
+            "normal": None if not np.isfinite(x) else round(float(x), 3),
+        }
+        for d, v, x in zip(days, values, expected, strict=True)
+    ]
+    summary = {
+        "zones": area.zones,
+        "inlets": area.inlets,
+        "unitCode": "G51",
+        "hours": list(NIGHT_FLOW_HOURS),
+        "nights": nights,
+        "alarms": len(alarms),
+    }
+    return summary, alarms
+
+
+def _night_key(area: Area, night: lk.NightAlarm) -> str:
+    return f"leak:nightflow:{area.name}:{night.start}"
 
 
 def _severity(leak_ls: float) -> str:
@@ -394,16 +637,17 @@ def _stuck_alert(network: str, sensor: Sensor, stuck: list[lk.Flag]) -> dict[str
     return body
 
 
-def _night_alert(network: str, night: lk.NightAlarm) -> dict[str, Any]:
+def _night_alert(network: str, area: Area, night: lk.NightAlarm) -> dict[str, Any]:
+    zones = ", ".join(area.zones)
     return _alert(
         network,
-        f"leak:nightflow:{night.start}",
+        _night_key(area, night),
         "leak",
         _severity(night.excess),
         night.time,
         night.start,
-        f"the minimum night flow is {night.excess:.2f} L/s above normal since the night of "
-        f"{_iso(night.start)[:10]}",
+        f"the minimum night flow of {zones} is {night.excess:.2f} L/s above its normal "
+        f"({night.baseline:.2f} L/s) since the night of {_iso(night.start)[:10]}",
     )
 
 
@@ -425,7 +669,10 @@ def _upsert(entity: Entity) -> Any:
     def apply(current: Entity | None) -> Entity:
         if current is None:
             return entity
-        return {**entity, "createdAt": current["createdAt"]}
+        # What others wrote on the Alert stays: its validTo (closed by the crew), the
+        # candidates and search area of a localisation.
+        attrs = {**current.get("attrs", {}), **entity.get("attrs", {})}
+        return {**entity, "attrs": attrs, "createdAt": current["createdAt"]}
 
     return apply
 

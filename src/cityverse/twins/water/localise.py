@@ -54,10 +54,11 @@ class Sensitivity:
     def signatures(self, coef: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
         """Signatures in the residual space of a normal model that regresses pressures
         on flows with ``coef`` (sensors x flows): what a leak leaves once the flow
-        regression has absorbed the extra inflow it causes."""
+        regression has absorbed the extra inflow it causes. Columns of ``coef`` past the
+        flows (tank levels) are regressors a new leak does not move at once."""
         if coef is None or not len(self.flows):
             return self.dp
-        return self.dp - coef @ self.dq
+        return self.dp - coef[:, : len(self.flows)] @ self.dq
 
 
 def sensitivity(
