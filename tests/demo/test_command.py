@@ -101,22 +101,29 @@ def _count_q(client: httpx.Client, epanet: str) -> int:
     return int(response.headers["NGSILD-Results-Count"])
 
 
+def _operator_key(data_dir: Path) -> str:
+    """An operator's API key in the demo's store (the demo opens reading only)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYVERSE_")}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "cityverse.cli", "keys", "create", "--role", "operator"),
+            *("--data-dir", str(data_dir), "--name", "test"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
 def test_reset_empties_and_reloads(tmp_path: Path) -> None:
     extra = {"id": "urn:ngsi-ld:Thing:extra", "type": "Thing"}
+    key = {"Authorization": f"Bearer {_operator_key(tmp_path)}"}
     with demo(tmp_path) as client:
-        # The demo opens reading to everyone; writing takes a key.
-        create = ["keys", "create", "--role", "operator", "--data-dir", str(tmp_path)]
-        key = subprocess.run(
-            [sys.executable, "-m", "cityverse.cli", *create],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
         assert client.post("/ngsi-ld/v1/entities", json=extra).status_code == 401
-        authorised = {"Authorization": f"Bearer {key}"}
-        response = client.post("/ngsi-ld/v1/entities", json=extra, headers=authorised)
-        assert response.status_code == 201
+        assert client.post("/ngsi-ld/v1/entities", json=extra, headers=key).status_code == 201
     with demo(tmp_path) as client:  # a restart keeps the store
         assert client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:extra").status_code == 200
     with demo(tmp_path, "--reset") as client:

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from cityverse.demo import sun
+from cityverse.core.entity import format_utc
+from cityverse.demo import iot, sun
 from cityverse.demo.city import DEFAULT_SEED, generate
 from cityverse.demo.clock import DemoClock, demo_start, morning_of
-from cityverse.demo.devices import Devices
+from cityverse.demo.devices import Devices, Message
 from cityverse.demo.frame import BERKANE
 from cityverse.demo.hydraulics import HydraulicTables, simulate
-from cityverse.demo.load import load_city
-from cityverse.demo.story import LEAK_PIPE, SPAN, ScriptedLeakAlert, Story
-from cityverse.demo.water import entity_id, sensors
-from cityverse.store.base import DEFAULT_TENANT, EntityStore
+from cityverse.demo.story import DETECTION_ALLOWANCE, LEAK_PIPE, SPAN, Story
+from cityverse.demo.water import sensors
+from tests.demo.conftest import FixedClock
 
 MIDSUMMER = datetime(2026, 6, 21, 12, tzinfo=UTC)
-
-
-class FixedClock:
-    """A monotonic clock and a wall clock that move together, only when told."""
-
-    def __init__(self, wall: datetime) -> None:
-        self.seconds = 1000.0
-        self.real = wall
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def wall(self) -> datetime:
-        return self.real
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.real += timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +73,10 @@ def test_a_slow_clock_stays_behind_and_a_future_start_is_held_at_now() -> None:
 
 
 def test_the_demo_replays_the_latest_morning_whose_story_is_over() -> None:
-    # 13:00 in Berkane: this morning's story (05:30 to 08:20) is over.
+    # 13:00 in Berkane: this morning's story (05:30 to 10:00) is over.
     assert demo_start(MIDSUMMER, SPAN) == datetime(2026, 6, 21, 4, 30, tzinfo=UTC)
-    # 08:10 in Berkane: the alert (08:20) is still to come, so yesterday's morning.
-    early = datetime(2026, 6, 21, 7, 10, tzinfo=UTC)
+    # 09:10 in Berkane: the leak's detection may still be to come, so yesterday's morning.
+    early = datetime(2026, 6, 21, 8, 10, tzinfo=UTC)
     assert demo_start(early, SPAN) == datetime(2026, 6, 20, 4, 30, tzinfo=UTC)
     # 00:30 in Berkane is already the next local day; its 05:30 is still to come.
     assert morning_of(datetime(2026, 6, 20, 23, 30, tzinfo=UTC)) == datetime(
@@ -118,15 +101,16 @@ def test_the_story_timeline_at_speed() -> None:
     fixed = FixedClock(wall=MIDSUMMER)
     clock = DemoClock(start, speed=120, monotonic=fixed.monotonic, wall=fixed.wall)
     story = Story(start=clock.start)
-    assert story.alert_at <= MIDSUMMER  # the whole story lies in the past
+    assert story.leak_at + DETECTION_ALLOWANCE <= MIDSUMMER  # the story lies in the past
     assert clock.real_seconds_until(story.leak_at) == pytest.approx(2.5 * 3600 / 120)
     fixed.advance(2.5 * 3600 / 120 - 1)
     assert not story.leaking(clock.now())
     fixed.advance(1)
-    assert story.leaking(clock.now()) and not story.alert_due(clock.now())
-    fixed.advance(20 * 60 / 120)
-    assert story.alert_due(clock.now())
+    assert story.leaking(clock.now())
     assert clock.now() < fixed.wall()
+    # The sensors' logged week ends where the morning's first hour begins (04:00 UTC).
+    assert story.history_from == datetime(2026, 6, 14, 4, tzinfo=UTC)
+    assert not Story(start=start, leak_pipe=None).leaking(start + timedelta(days=3))
 
 
 def test_the_leak_lowers_pressures_and_loses_water(tables: HydraulicTables) -> None:
@@ -142,54 +126,115 @@ def test_the_leak_lowers_pressures_and_loses_water(tables: HydraulicTables) -> N
     assert tables.leak_flow.min() > 20  # m³/h through the burst
 
 
+def _measures(messages: list[Message], kind: str) -> dict[str, list[dict[str, Any]]]:
+    return {m.device: m.measures for m in messages if m.kind == kind}
+
+
 def test_devices_follow_the_day(city: list[dict[str, Any]], tables: HydraulicTables) -> None:
     story = Story(start=demo_start(MIDSUMMER, SPAN))
-    devices = Devices(city, tables, story, seed=1)
+    devices = Devices(city, tables, story, seed=1, since=story.start)
     first = devices.step(story.start)
-    lights = [i for i in first if "powerState" in i]
-    assert lights and all(i["powerState"]["value"] == "on" for i in lights)
-    assert any("fillingLevel" in i for i in first)
-    assert any(i["id"].startswith("urn:ngsi-ld:WeatherObserved") for i in first)
-    before = {i["id"]: i for i in first if "pressure" in i}
-    assert len(before) == 33
-    # Step through the morning a minute at a time, as the service does.
+    lights = _measures(first, "light")
+    assert len(lights) == len(devices.lights) > 1000
+    stamp = format_utc(story.start)
+    assert all(m == [{"TimeInstant": stamp, "p": "on", "i": 1.0}] for m in lights.values())
+    assert len(_measures(first, "waste")) == len(devices.waste)
+    [weather] = _measures(first, "weather").values()
+    assert weather[0]["d"] == weather[0]["TimeInstant"] == stamp
+    before = _measures(first, "water")
+    assert len(before) == 37
+    # Step through the morning a minute at a time, as the service does at 60x.
     moment, seen_off, emptied = story.start, set(), 0
     while moment < story.leak_at + timedelta(minutes=5):
         moment += timedelta(minutes=1)
-        for item in devices.step(moment):
-            if item.get("powerState", {}).get("value") == "off":
-                seen_off.add(item["id"])
-            emptied += "dateLastEmptying" in item
-    assert seen_off == {i["id"] for i in lights}  # every light went off after dawn
+        messages = devices.step(moment)
+        for device, measures in _measures(messages, "light").items():
+            if measures[-1]["p"] == "off":
+                seen_off.add(device)
+        emptied += sum("e" in m[0] for m in _measures(messages, "waste").values())
+    assert seen_off == set(lights)  # every light went off after dawn
     assert emptied > 0  # the 07:00 collection round
-    after = {i["id"]: i for i in devices.step(moment + timedelta(minutes=5)) if "pressure" in i}
+    after = _measures(devices.step(moment + timedelta(minutes=5)), "water")
     assert after.keys() == before.keys()
-    assert after[next(iter(after))]["pressure"]["observedAt"] > first[0]["powerState"]["observedAt"]
+    assert all(m[-1]["TimeInstant"] > before[d][-1]["TimeInstant"] for d, m in after.items())
 
 
-def test_water_readings_land_on_the_twins_elements_observed_by_their_devices(
+def test_measures_keep_to_their_grid_whatever_the_speed(
     city: list[dict[str, Any]], tables: HydraulicTables
 ) -> None:
-    devices = {e["id"]: e for e in city if e["type"] == "Device"}
-    elements = {e["id"] for e in city if e["type"] in ("Junction", "Tank", "Pipe", "Pump")}
+    """At 1200x a tick is 20 city minutes: each sensor sends a reading per 5 minutes of
+    them, stamped on the 5 minutes, never after the tick's moment."""
     story = Story(start=demo_start(MIDSUMMER, SPAN))
-    readings = [
-        i for i in Devices(city, tables, story, seed=1).step(story.start) if "@context" in i
-    ]
-    water = {}
-    for item in readings:
-        for prop in ("pressure", "level", "flow"):
-            if prop in item:
-                water[(item["id"], prop)] = item[prop]
-    assert len(water) == 37  # L-Town's 33 pressure, 1 level and 3 flow sensors
-    for (element, prop), reading in water.items():
-        assert element in elements
-        device = devices[reading["observedBy"]["object"]]
-        assert device["controlledAsset"]["object"] == element
-        assert device["controlledProperty"]["value"] == [prop]
-        assert reading["unitCode"] == {"pressure": "MTR", "level": "MTR", "flow": "G51"}[prop]
-    # Litres per second, as the twin's flows: an inlet's night flow is a few L/s (0.008 m³/s).
-    inflow = water[("urn:ngsi-ld:Pipe:L-Town:p227", "flow")]["value"]
+    devices = Devices(city, tables, story, seed=1, since=story.start)
+    moment = story.start
+    stamps: dict[str, list[str]] = {}
+    while moment <= story.start + timedelta(hours=2):
+        for message in devices.step(moment):
+            if message.kind in ("water", "weather"):
+                sent = [m["TimeInstant"] for m in message.measures]
+                assert all(s <= format_utc(moment) for s in sent)
+                stamps.setdefault(message.device, []).extend(sent)
+        moment += timedelta(minutes=20, seconds=7)
+    water = stamps["pressure-Junction-n1"]
+    expected = [format_utc(story.start + timedelta(minutes=5 * k)) for k in range(len(water))]
+    assert water == expected and len(water) == 21  # 04:30 to 06:10, the last moment 06:10:35
+    assert stamps["weather-centre"] == expected[::2]
+
+
+def test_water_sensors_log_their_week_before_the_morning(
+    city: list[dict[str, Any]], tables: HydraulicTables
+) -> None:
+    story = Story(start=demo_start(MIDSUMMER, SPAN))
+    devices = Devices(city, tables, story, seed=1, since=story.start)
+    logged = devices.logged(story.history_from, story.start)
+    assert len(logged) == 37
+    week = (story.start - story.history_from) // timedelta(minutes=5)
+    for record in logged:
+        stamps = [when for when, _ in record.readings]
+        assert stamps[0] == format_utc(story.history_from)
+        assert stamps[-1] == format_utc(story.start - timedelta(minutes=5))
+        assert len(stamps) == week
+        [instances] = record.temporal().values()
+        assert instances[0]["observedBy"] == {"type": "Relationship", "object": record.device}
+        assert instances[0]["unitCode"] == record.unit
+    # A week with the sensors' noise: no reading repeats itself for long, as a stuck
+    # sensor's would, and the week's mornings at the same time agree within the noise.
+    n1 = next(r for r in logged if r.entity_id.endswith(":n1"))
+    pressures = [value for _, value in n1.readings]
+    assert max(len(list(g)) for _, g in itertools.groupby(pressures)) < 6
+    mornings = pressures[::-288]
+    assert len(mornings) == 8 and max(mornings) - min(mornings) < 0.2  # 05:25, 8 mornings
+    # The live readings take over where the log ends.
+    [first] = [m for m in devices.step(story.start) if m.device == "pressure-Junction-n1"]
+    assert first.measures[0]["TimeInstant"] == format_utc(story.start)
+
+
+def test_water_measures_feed_the_twins_elements_through_their_devices(
+    city: list[dict[str, Any]], tables: HydraulicTables
+) -> None:
+    """Each water sensor's device is provisioned on the element it measures, its measure
+    mapped to the twin's attribute with its unit and ``observedBy`` its Device."""
+    devices = {e["id"]: e for e in city if e["type"] == "Device"}
+    kinds = ("Junction", "Tank", "Pipe", "Pump")
+    elements = {e["id"]: e["type"] for e in city if e["type"] in kinds}
+    _, provisioned = iot.provisioning(city)
+    water = iot.KINDS["water"]
+    by_id = {d["device_id"]: d for d in provisioned if d["apikey"] == water.apikey}
+    story = Story(start=demo_start(MIDSUMMER, SPAN))
+    readings = _measures(Devices(city, tables, story, seed=1).step(story.start), "water")
+    assert readings.keys() == by_id.keys() and len(by_id) == 37
+    units = {"pressure": "MTR", "level": "MTR", "flow": "G51"}
+    for device_id, measures in readings.items():
+        doc = by_id[device_id]
+        [attribute] = doc["attributes"]
+        device = devices[attribute["metadata"]["observedBy"]["value"]]
+        assert doc["entity_name"] == device["controlledAsset"]["object"]
+        assert doc["entity_type"] == elements[doc["entity_name"]]
+        assert device["controlledProperty"]["value"] == [attribute["name"]]
+        assert attribute["metadata"]["unitCode"]["value"] == units[attribute["name"]]
+        assert measures[0].keys() == {"TimeInstant", attribute["object_id"]}
+    # Litres per second, as the twin's flows: an inlet's night flow is a few L/s.
+    inflow = readings["flow-Pipe-p227"][0]["q"]
     assert 1 < abs(inflow) < 100
 
 
@@ -202,23 +247,6 @@ def test_parking_follows_the_hour(city: list[dict[str, Any]], tables: HydraulicT
         moment += timedelta(minutes=5)
     taken = sum(s == "occupied" for s in devices.parking.values()) / len(devices.parking)
     assert 0.7 < taken < 1.0
-
-
-async def test_the_scripted_alert_is_an_sdm_alert(
-    store: EntityStore, city: list[dict[str, Any]]
-) -> None:
-    story = Story(start=demo_start(MIDSUMMER, SPAN))
-    alert = ScriptedLeakAlert(story, {"type": "Point", "coordinates": [-2.32, 34.92]}, base="")
-    result = await load_city(store, [alert.entity()])
-    assert result.errors == []
-    stored = await store.get(DEFAULT_TENANT, alert.entity_id)
-    assert stored is not None
-    alert_sdm = "https://smartdatamodels.org/dataModel.Alert/"
-    assert stored["type"] == [alert_sdm + "Alert"]
-    assert stored["attrs"][alert_sdm + "category"][0]["value"] == "water"
-    assert stored["attrs"][alert_sdm + "subCategory"][0]["value"] == "leak"
-    source = stored["attrs"][alert_sdm + "alertSource"][0]["object"]
-    assert source == entity_id("Pipe", LEAK_PIPE) == f"urn:ngsi-ld:Pipe:L-Town:{LEAK_PIPE}"
 
 
 def test_a_sensor_reads_between_steps(tables: HydraulicTables) -> None:

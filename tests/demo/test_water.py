@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from cityverse.api.app import create_app
+from cityverse.demo import iot
 from cityverse.demo.city import DEFAULT_SEED, generate
 from cityverse.demo.devices import Devices
 from cityverse.demo.hydraulics import simulate
@@ -23,9 +24,9 @@ from cityverse.demo.water import NETWORK, ltown_path
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore
 from cityverse.twins.water import model
+from tests.demo.conftest import serving
 
 W = "/cityverse/v1/water"
-LD_JSON = {"Content-Type": "application/ld+json"}
 
 
 @pytest.fixture(scope="module")
@@ -112,25 +113,31 @@ async def test_scenarios_and_kpis_run_on_the_demo_network(client: httpx.AsyncCli
 
 
 async def test_a_simulation_and_the_demo_readings_side_by_side(
-    client: httpx.AsyncClient, city: list[dict[str, Any]]
+    store: EntityStore, tmp_path: Path, city: list[dict[str, Any]]
 ) -> None:
-    response = await client.post(f"{W}/networks/{NETWORK}/simulations", json={"duration": 3600})
-    assert response.status_code == 202, response.text
-    job = await _finished(client, response.headers["Location"])
-    assert job["status"] == "succeeded", job
-    assert job["result"]["kpis"]["network"]["consumption"] > 0
-    # One round of the demo's sensor readings, sent as the demo sends them.
-    story = Story(start=datetime(2026, 6, 21, 4, 30, tzinfo=UTC))
-    devices = Devices(city, simulate(LEAK_PIPE), story, seed=1)
-    readings = [i for i in devices.step(story.start) if {"pressure", "level", "flow"} & i.keys()]
-    sent = await client.post("/ngsi-ld/v1/entityOperations/update", json=readings, headers=LD_JSON)
-    assert sent.status_code == 204, sent.text
-    state = await client.get(f"{W}/networks/{NETWORK}/state")
-    assert state.status_code == 200
-    rows = {(r["entity"], r["attribute"]): r for r in state.json()}
-    assert len(rows) == 37
-    n1 = rows[("urn:ngsi-ld:Junction:L-Town:n1", "pressure")]
-    assert n1["observedBy"] == "urn:ngsi-ld:Device:L-Town:pressure-Junction-n1"
-    # The demo's EPANET run and the twin's agree on the same network (a few metres apart
-    # at most: the twin's run starts at midnight, the reading is at 05:30).
-    assert abs(n1["difference"]) < 10
+    result = await load_city(store, city)
+    assert result.errors == []
+    async with serving(store, tmp_path) as server:
+        client = server.client
+        response = await client.post(f"{W}/networks/{NETWORK}/simulations", json={"duration": 3600})
+        assert response.status_code == 202, response.text
+        job = await _finished(client, response.headers["Location"])
+        assert job["status"] == "succeeded", job
+        assert job["result"]["kpis"]["network"]["consumption"] > 0
+        # One round of the demo's sensor readings, sent as the demo sends them: through
+        # the IoT agent, by the devices it provisions.
+        publisher = server.publisher()
+        await publisher.provision(*iot.provisioning(city))
+        story = Story(start=datetime(2026, 6, 21, 4, 30, tzinfo=UTC))
+        devices = Devices(city, simulate(LEAK_PIPE), story, seed=1)
+        await publisher.send([m for m in devices.step(story.start) if m.kind == "water"])
+        assert publisher.failures == 0
+        state = await client.get(f"{W}/networks/{NETWORK}/state")
+        assert state.status_code == 200
+        rows = {(r["entity"], r["attribute"]): r for r in state.json()}
+        assert len(rows) == 37
+        n1 = rows[("urn:ngsi-ld:Junction:L-Town:n1", "pressure")]
+        assert n1["observedBy"] == "urn:ngsi-ld:Device:L-Town:pressure-Junction-n1"
+        # The demo's EPANET run and the twin's agree on the same network (a few metres
+        # apart at most: the twin's run starts at midnight, the reading is at 05:30).
+        assert abs(n1["difference"]) < 10

@@ -154,6 +154,33 @@ def test_measures_become_typed_instances() -> None:
     assert instances[VOCAB + "extra"]["value"] == "x"
 
 
+def test_provisioned_metadata_becomes_sub_attributes() -> None:
+    """As iotagent-node-lib does for NGSI-LD: metadata other than unitCode are
+    sub-attributes of every instance the measure sets (a Relationship, a Property)."""
+    profile = _profile(
+        [
+            {
+                "object_id": "p",
+                "name": "pressure",
+                "type": "Number",
+                "metadata": {
+                    "unitCode": {"type": "Text", "value": "MTR"},
+                    "observedBy": {"type": "Relationship", "value": "urn:ngsi-ld:Device:p1"},
+                    "accuracy": {"type": "Number", "value": 0.02},
+                    "owner": {"type": "Relationship", "value": "not a URI"},
+                },
+            }
+        ]
+    )
+    instances, _ = profile.instances({"p": 41.5}, arrival=NOW, now=NOW, problems=[])
+    instance = instances[VOCAB + "pressure"]
+    assert instance["unitCode"] == "MTR" and instance["value"] == 41.5
+    assert instance["sub"] == {
+        VOCAB + "observedBy": {"type": "Relationship", "object": "urn:ngsi-ld:Device:p1"},
+        VOCAB + "accuracy": {"type": "Property", "value": 0.02},
+    }
+
+
 def test_values_of_the_wrong_type_are_left_out_with_a_reason() -> None:
     profile = _profile(
         [

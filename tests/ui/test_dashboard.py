@@ -228,6 +228,10 @@ def test_the_time_slider_replays_past_pressure(
 def test_a_change_arrives_live_on_the_map(dashboard: Page, server: str) -> None:
     page = dashboard.page
     page.wait_for_function("() => document.getElementById('live').dataset.state === 'on'")
+    # A layer switched off is drawn when switched on, with what arrived meanwhile.
+    page.wait_for_selector("body[data-loaded='true']")
+    assert page.evaluate("() => window.cityverse.map.getSource('waste-pt')") is None
+    page.get_by_role("checkbox", name="Waste containers").check()
     r = httpx.patch(
         f"{server}/ngsi-ld/v1/entities/urn:ngsi-ld:WasteContainer:W0/attrs",
         json={"fillingLevel": {"type": "Property", "value": 0.95}},

@@ -2,16 +2,20 @@
 
 ``DemoService`` is registered by the app factory when ``Settings.demo_speed`` is above 0
 (``cityverse demo`` sets it). ``start`` loads the city when the store is empty and
-computes the hydraulics; then a task publishes the devices' readings through the
-ingestion path (``Publisher``) every real second, at the demo clock, until ``stop``.
+computes the hydraulics; then a task provisions the city's devices in the IoT agent and
+plays them every real second at the demo clock, until ``stop``.
+
+The devices speak to the server exactly as real ones would, through its IoT agent over
+HTTP (``HttpPublisher``: JSON on ``/iot/json``, UltraLight on ``/iot/d``; see
+``iot``). What the water sensors logged in the week before the morning goes into the
+twin's history first, through the temporal API. Once every city hour the
+water twin's own leak detection runs on that history (``detection``) and raises the
+story's Alert when the leak is there. The demo also asks the water twin for a baseline
+run, so that the dashboard's KPIs have one to show.
 
 The clock replays the story's morning (``story.demo_start``) fast and then runs live;
 a restart on a store the demo already played resumes after its last weather
 observation instead, so that the history holds each moment once.
-
-The readings go through the server's own NGSI-LD API over HTTP (batch update), exactly
-as an outside device gateway would send them; a publisher that speaks the IoT agent's
-protocol plugs in through the same ``Publisher`` protocol.
 """
 
 from __future__ import annotations
@@ -21,91 +25,199 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from cityverse.broker.request import Broker
-from cityverse.demo import water
+from cityverse.demo import iot, water
 from cityverse.demo.city import DEFAULT_SEED, WEATHER, WEATHER_STATION, generate
 from cityverse.demo.clock import DemoClock, demo_start, utc_now
-from cityverse.demo.devices import Devices, Item
+from cityverse.demo.detection import LeakWatch
+from cityverse.demo.devices import Devices, Logged, Message
 from cityverse.demo.hydraulics import simulate
 from cityverse.demo.load import is_empty, load_city
-from cityverse.demo.story import SPAN, ScriptedLeakAlert, Story
+from cityverse.demo.story import HISTORY, LEAK_PIPE, SPAN, Story
 from cityverse.settings import Settings
 from cityverse.store.base import DEFAULT_TENANT
+from cityverse.twins.water.model import SDM_CONTEXT
 
 log = logging.getLogger("cityverse.demo")
 
 TICK = 1.0
 """Real seconds between two rounds of readings."""
-BATCH = 1000
-LD_JSON = {"Content-Type": "application/ld+json"}
+PARALLEL = 16
+"""Device messages in flight at once."""
+MEASURES_PER_MESSAGE = 500
+"""Most measures in one message (a tick covering hours of city time sends several)."""
+DEVICES_PER_REQUEST = 500
+WATER_API = "/cityverse/v1/water"
 
 
 class Publisher(Protocol):
-    """Where the simulated devices' readings go::
+    """Where the demo's devices and set-up go::
 
     class Printer:
         async def ready(self): pass
-        async def update(self, items): print(items)
-        async def upsert(self, entities): print(entities)
+        async def provision(self, groups, devices): print(groups, devices)
+        async def send(self, messages): print(messages)
+        async def upload(self, logged): print(logged)
+        async def baseline(self, network): pass
         async def close(self): pass
     """
 
     async def ready(self) -> None: ...
 
-    async def update(self, items: list[Item]) -> None: ...
+    async def provision(
+        self, groups: list[dict[str, Any]], devices: list[dict[str, Any]]
+    ) -> None: ...
 
-    async def upsert(self, entities: list[dict[str, Any]]) -> None: ...
+    async def send(self, messages: list[Message]) -> None: ...
+
+    async def upload(self, logged: list[Logged]) -> None: ...
+
+    async def baseline(self, network: str) -> None: ...
 
     async def close(self) -> None: ...
 
 
 class HttpPublisher:
-    """Readings as NGSI-LD batch updates to a broker over HTTP."""
+    """The demo's devices over the IoT agent's HTTP southbound, and its set-up over the
+    server's APIs.
 
-    def __init__(self, base: str, client: httpx.AsyncClient | None = None) -> None:
+    ``headers`` (an ``Authorization``, say) go with every request but the devices'
+    measures, which a device authenticates by its apikey.
+    """
+
+    def __init__(
+        self,
+        base: str,
+        client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.base = base
-        self.client = client or httpx.AsyncClient(base_url=base, timeout=30.0)
+        self.headers = dict(headers or {})
+        self.owns_client = client is None
+        self.client = client or httpx.AsyncClient(
+            base_url=base,
+            timeout=120.0,
+            limits=httpx.Limits(max_connections=PARALLEL, max_keepalive_connections=PARALLEL),
+        )
+        self.failures = 0
+        """Device messages the agent refused (each logged)."""
 
     async def ready(self) -> None:
         """Wait until the broker answers (the server binds its port after the services start)."""
         while True:
             try:
-                response = await self.client.get("/ngsi-ld/v1/info/sourceIdentity")
+                response = await self.client.get(
+                    "/ngsi-ld/v1/info/sourceIdentity", headers=self.headers
+                )
                 if response.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
 
-    async def update(self, items: list[Item]) -> None:
-        """Batch Entity Update (GS CIM 009 5.6.9) of the readings, in batches."""
-        for at in range(0, len(items), BATCH):
-            part = items[at : at + BATCH]
-            response = await self.client.post(
-                "/ngsi-ld/v1/entityOperations/update", json=part, headers=LD_JSON
-            )
+    async def provision(self, groups: list[dict[str, Any]], devices: list[dict[str, Any]]) -> None:
+        """Create the service groups and devices the IoT agent does not hold yet."""
+        listed = await self._get_json("/iot/services")
+        have = {(g.get("resource"), g.get("apikey")) for g in listed.get("services", [])}
+        missing = [g for g in groups if (g["resource"], g["apikey"]) not in have]
+        if missing:
+            await self._post_json("/iot/services", {"services": missing})
+        listed = await self._get_json("/iot/devices")
+        have = {(d.get("apikey"), d.get("device_id")) for d in listed.get("devices", [])}
+        todo = [d for d in devices if (d["apikey"], d["device_id"]) not in have]
+        for at in range(0, len(todo), DEVICES_PER_REQUEST):
+            await self._post_json("/iot/devices", {"devices": todo[at : at + DEVICES_PER_REQUEST]})
+        log.info(
+            "demo devices: %d service groups and %d devices provisioned (%d were there)",
+            len(missing),
+            len(todo),
+            len(devices) - len(todo),
+        )
+
+    async def send(self, messages: list[Message]) -> None:
+        """Each device's measures to the IoT agent, a few devices at a time."""
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(message: Message) -> None:
+            kind = iot.KINDS[message.kind]
+            for at in range(0, len(message.measures), MEASURES_PER_MESSAGE):
+                part = message.measures[at : at + MEASURES_PER_MESSAGE]
+                path, body, content_type = iot.payload(kind, message.device, part)
+                async with gate:
+                    response = await self.client.post(
+                        path, content=body, headers={"Content-Type": content_type}
+                    )
+                if response.status_code >= 300:
+                    self.failures += 1
+                    log.warning(
+                        "demo device %s: %s %s",
+                        message.device,
+                        response.status_code,
+                        response.text[:300],
+                    )
+
+        await asyncio.gather(*(one(m) for m in messages))
+
+    async def upload(self, logged: list[Logged]) -> None:
+        """Add what the sensors logged to their elements' history (GS CIM 009 5.6.12:
+        the current state is left as it is, and no subscription is notified)."""
+        gate = asyncio.Semaphore(4)
+        link = f'<{SDM_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"'
+
+        async def one(record: Logged) -> None:
+            if not record.readings:
+                return
+            async with gate:
+                response = await self.client.post(
+                    f"/ngsi-ld/v1/temporal/entities/{record.entity_id}/attrs",
+                    content=orjson.dumps(record.temporal()),
+                    headers={**self.headers, "Content-Type": "application/json", "Link": link},
+                )
             _report(response)
 
-    async def upsert(self, entities: list[dict[str, Any]]) -> None:
-        """Batch Entity Create or Update (5.6.8)."""
-        response = await self.client.post(
-            "/ngsi-ld/v1/entityOperations/upsert", json=entities, headers=LD_JSON
-        )
-        _report(response)
+        await asyncio.gather(*(one(record) for record in logged))
+
+    async def baseline(self, network: str) -> None:
+        """Ask the water twin for a baseline run of ``network`` unless it has one."""
+        path = f"{WATER_API}/networks/{network}/scenarios"
+        listed = await self.client.get(path, headers=self.headers)
+        _report(listed)
+        if listed.status_code == 200 and any(
+            (row.get("inputParameters") or {}).get("kind") == "baseline" for row in listed.json()
+        ):
+            return
+        await self._post_json(path, [{"kind": "baseline", "name": "baseline"}])
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        await self.client.aclose()
+        """Close the connection pool (unless the client was given)."""
+        if self.owns_client:
+            await self.client.aclose()
+
+    async def _get_json(self, path: str) -> Any:
+        response = await self.client.get(path, headers=self.headers)
+        _report(response)
+        return response.json() if response.status_code == 200 else {}
+
+    async def _post_json(self, path: str, body: Any) -> None:
+        response = await self.client.post(path, json=body, headers=self.headers)
+        _report(response)
 
 
 def _report(response: httpx.Response) -> None:
     if response.status_code >= 300:
-        log.warning("demo readings: %s %s", response.status_code, response.text[:500])
+        log.warning(
+            "demo: %s %s: %s %s",
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.text[:500],
+        )
 
 
 def self_url(settings: Settings) -> str:
@@ -129,34 +241,56 @@ class DemoService:
         wall: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         publisher: Publisher | None = None,
+        headers: Mapping[str, str] | None = None,
         seed: int = DEFAULT_SEED,
+        history: timedelta = HISTORY,
     ) -> None:
         self.broker = broker
+        self.history = history
         self.settings = settings
         self.clock: DemoClock | None = None
         self.wall = wall
         self.monotonic = monotonic
         self.publisher = publisher
-        self.headers: Mapping[str, str] = {}
+        self.headers = headers
         self.seed = seed
         self.task: asyncio.Task[None] | None = None
+        self.story: Story | None = None
         self.devices: Devices | None = None
-        self.alert: ScriptedLeakAlert | None = None
+        self.watch: LeakWatch | None = None
+        self.provisioning: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        self.logged: list[Logged] = []
+        """What the water sensors logged before the clock's start, to add to the history."""
         self.live = False
+        self.leaking = False
 
     def use(self, headers: Mapping[str, str]) -> None:
-        """Send ``headers`` (the demo's credentials) with its requests to the API."""
-        self.headers = headers
+        """Send ``headers`` (the demo's credentials) with its requests to the server, all
+        but the devices' measures."""
+        self.headers = dict(headers)
+        if isinstance(self.publisher, HttpPublisher):
+            self.publisher.headers = dict(headers)
 
     async def last_observation(self) -> datetime | None:
         """When the weather station last reported in the store (a previous run's last tick)."""
-        entity = await self.broker.store.get(DEFAULT_TENANT, WEATHER_STATION)
+        return await self._observed(WEATHER_STATION, WEATHER, "dateObserved", value=True)
+
+    async def last_water_reading(self) -> datetime | None:
+        """When the first water sensor last read, per the store (None: never)."""
+        sensor = water.sensors()[0]
+        return await self._observed(sensor.entity_id, water.CONTEXT, sensor.kind)
+
+    async def _observed(
+        self, entity_id: str, context: Any, attr: str, *, value: bool = False
+    ) -> datetime | None:
+        entity = await self.broker.store.get(DEFAULT_TENANT, entity_id)
         if entity is None:
             return None
-        context = await self.broker.contexts.resolve(WEATHER)
-        instances = entity["attrs"].get(context.expand("dateObserved")) or [{}]
+        resolved = await self.broker.contexts.resolve(context)
+        instances = entity["attrs"].get(resolved.expand(attr)) or [{}]
+        raw = instances[0].get("value" if value else "observedAt")
         try:
-            observed = datetime.fromisoformat(str(instances[0].get("value")))
+            observed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
         except ValueError:
             return None
         return observed if observed.tzinfo is not None else None
@@ -167,68 +301,104 @@ class DemoService:
         entities = await asyncio.to_thread(generate, self.seed, base=base)
         resume = None
         if await is_empty(self.broker.store):
+            began = time.monotonic()
             result = await load_city(self.broker.store, entities, settings=self.settings)
             loaded, rejected = len(result.success), len(result.errors)
-            log.info("demo city loaded: %d entities, %d rejected", loaded, rejected)
+            log.info(
+                "demo city loaded: %d entities, %d rejected, in %.1f s",
+                loaded,
+                rejected,
+                time.monotonic() - began,
+            )
             for entity_id, error in result.errors[:10]:
                 log.warning("demo entity %s rejected: %s", entity_id, error)
         else:
             resume = await self.last_observation()
         now = self.wall()
-        story = Story(start=demo_start(now, SPAN))
+        story = self.story = Story(start=demo_start(now, SPAN), history=self.history)
         start = resume if resume is not None and story.start < resume < now else story.start
         speed = self.settings.demo_speed
         self.clock = DemoClock(start, speed, monotonic=self.monotonic, wall=self.wall)
         log.info("demo clock: from %s at %gx, then live", start, speed)
-        tables = await asyncio.to_thread(simulate, story.leak_pipe)
-        self.devices = Devices(entities, tables, story, self.seed)
-        self.alert = ScriptedLeakAlert(story, _leak_location(entities, story.leak_pipe), base)
+        tables = await asyncio.to_thread(simulate, story.leak_pipe or LEAK_PIPE)
+        # A resumed run's devices go on after what they sent at ``start``.
+        first = start if resume is None else start + timedelta(seconds=1)
+        self.devices = Devices(entities, tables, story, self.seed, since=first)
+        # What the water sensors logged since their last reading in the store, or their
+        # whole week before the morning, until the clock's start.
+        last = await self.last_water_reading()
+        since = story.history_from if last is None else max(last, story.history_from)
+        if last is not None:
+            since += timedelta(seconds=1)
+        self.logged = await asyncio.to_thread(self.devices.logged, since, first)
+        self.provisioning = iot.provisioning(entities)
+        self.watch = LeakWatch(
+            self.broker.store, water.NETWORK, since=story.history_from, train=story.history
+        )
         if self.publisher is None:
-            client = httpx.AsyncClient(base_url=base, timeout=30.0, headers=self.headers)
-            self.publisher = HttpPublisher(base, client)
+            self.publisher = HttpPublisher(base, headers=self.headers)
         self.task = asyncio.create_task(self._play(), name="cityverse-demo")
 
+    async def prepare(self) -> None:
+        """Provision the devices, ask for the water baseline, take up a leak already found."""
+        assert self.publisher is not None and self.watch is not None
+        began = time.monotonic()
+        await self.publisher.provision(*self.provisioning)
+        log.info("demo devices: provisioned in %.1f s", time.monotonic() - began)
+        if self.logged:
+            began = time.monotonic()
+            await self.publisher.upload(self.logged)
+            log.info(
+                "demo water sensors: %d logged readings added to the history in %.1f s",
+                sum(len(record.readings) for record in self.logged),
+                time.monotonic() - began,
+            )
+            self.logged = []
+        await self.publisher.baseline(water.NETWORK)
+        await self.watch.prepare()
+
     async def _play(self) -> None:
-        assert self.publisher is not None and self.devices is not None and self.clock is not None
+        assert self.publisher is not None
         await self.publisher.ready()
         while True:
             try:
+                await self.prepare()
+                break
+            except Exception:
+                log.exception("demo set-up failed; trying again")
+                await asyncio.sleep(TICK)
+        while True:
+            try:
                 await self.tick()
+            except httpx.TransportError as exc:
+                # The server is stopping, or too busy to answer in time.
+                log.warning("demo tick: the server did not answer (%s); trying again", exc)
             except Exception:
                 log.exception("demo tick failed; the next one will try again")
             await asyncio.sleep(TICK)
 
     async def tick(self) -> None:
-        """Publish the readings due now and raise the story's alert when its time comes."""
+        """Send the measures due now; start the hourly leak detection when an hour is over."""
         assert self.publisher is not None and self.devices is not None and self.clock is not None
-        assert self.alert is not None
+        assert self.watch is not None and self.story is not None
         moment = self.clock.now()
         if not self.live and self.clock.live():
             self.live = True
             log.info("demo clock: caught up with real time, running live")
-        items = self.devices.step(moment)
-        if items:
-            await self.publisher.update(items)
-        if not self.alert.raised and self.alert.story.alert_due(moment):
-            await self.publisher.upsert([self.alert.entity()])
-            self.alert.raised = True
-            log.info("demo story: leak alert raised on pipe %s", self.alert.story.leak_pipe)
+        if not self.leaking and self.story.leaking(moment):
+            self.leaking = True
+            log.info("demo story: pipe %s bursts at %s", self.story.leak_pipe, self.story.leak_at)
+        messages = self.devices.step(moment)
+        if messages:
+            await self.publisher.send(messages)
+        self.watch.poke(moment)
 
     async def stop(self) -> None:
         """Stop playing and close the connections."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        for task in (self.task, self.watch.task if self.watch else None):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.publisher is not None:
             await self.publisher.close()
-
-
-def _leak_location(entities: list[dict[str, Any]], pipe: str) -> dict[str, Any]:
-    """The middle of the leaking pipe (the Alert's location)."""
-    for entity in entities:
-        if entity["id"] == water.entity_id("Pipe", pipe):
-            line = entity["location"]["value"]["coordinates"]
-            (x1, y1), (x2, y2) = line[len(line) // 2 - 1], line[len(line) // 2]
-            return {"type": "Point", "coordinates": [(x1 + x2) / 2, (y1 + y2) / 2]}
-    return {"type": "Point", "coordinates": [-2.32, 34.92]}

@@ -223,6 +223,8 @@ class Spec:
     unit_code: str | None = None
     expression: Expression | None = None
     measure: str | None = None
+    sub: dict[str, Instance] | None = None
+    """Sub-attributes from the provisioned ``metadata`` (other than ``unitCode``)."""
 
 
 def entity_id_for(entity_name: str | None, entity_type: str, device_id: str) -> str:
@@ -234,6 +236,28 @@ def entity_id_for(entity_name: str | None, entity_type: str, device_id: str) -> 
         return f"urn:ngsi-ld:{short}:{quote(entity_name, safe='')}"
     candidate = f"urn:ngsi-ld:{short}:{device_id}"
     return candidate if valid_uri(candidate) else f"urn:ngsi-ld:{short}:{quote(device_id, safe='')}"
+
+
+def _sub_attributes(metadata: dict[str, Any], context: Context) -> dict[str, Instance] | None:
+    """A provisioned attribute's ``metadata`` as sub-attributes of each instance it sets,
+    as iotagent-node-lib does for NGSI-LD: ``{"observedBy": {"type": "Relationship",
+    "value": "urn:..."}}`` becomes the Relationship ``observedBy`` (``unitCode`` is the
+    instance's own member; a value that does not fit its type is left out)."""
+    out: dict[str, Instance] = {}
+    for key, meta in metadata.items():
+        if key in ("unitCode", *TIMESTAMP_KEYS) or not valid_name(key):
+            continue
+        if isinstance(meta, dict) and "value" in meta:
+            kind = meta.get("type")
+            try:
+                out[context.expand(key)] = builder(kind if isinstance(kind, str) else None)(
+                    key, meta["value"]
+                )
+            except MeasureError:
+                continue
+        else:
+            out[context.expand(key)] = {"type": "Property", "value": meta}
+    return out or None
 
 
 class Profile:
@@ -283,6 +307,7 @@ class Profile:
                 definition.unit_code,
                 definition.expression,
                 measure,
+                _sub_attributes(definition.metadata, context),
             )
             self.specs[measure] = spec
             if definition.expression is not None:
@@ -370,6 +395,8 @@ class Profile:
                 instance["observedAt"] = observed
             if spec.unit_code is not None:
                 instance["unitCode"] = spec.unit_code
+            if spec.sub:
+                instance["sub"] = dict(spec.sub)
             instance["createdAt"] = now
             instance["modifiedAt"] = now
             out[spec.iri] = instance
@@ -393,6 +420,8 @@ class Profile:
                 instance["observedAt"] = observed
             if spec.unit_code is not None:
                 instance["unitCode"] = spec.unit_code
+            if spec.sub:
+                instance["sub"] = dict(spec.sub)
             instance["createdAt"] = now
             instance["modifiedAt"] = now
             out[spec.iri] = instance

@@ -68,16 +68,36 @@ export async function getJson(url, headers = {}, init = {}) {
   return { body: await response.json(), response };
 }
 
-/** The entity types the twin holds: [{iri, name}] (GS CIM 009 5.7.6). */
+/** The entity types the twin holds: [{iri, name, attributes}] (GS CIM 009 5.7.6). */
 export async function entityTypes() {
   const { body } = await getJson(`${NGSI}/types?details=true`);
-  return body.map((entry) => ({ iri: entry.id, name: shortName(entry.typeName || entry.id) }));
+  return body.map((entry) => ({
+    iri: entry.id,
+    name: shortName(entry.typeName || entry.id),
+    attributes: Array.isArray(entry.attributeNames) ? entry.attributeNames : null,
+  }));
 }
 
-/** Every entity of one type as GeoJSON features (keyValues), paged `PAGE` at a time. */
-export async function featuresOfType(typeIri, onPage) {
+/**
+ * The names to ask for (`attrs`) to get only the attributes whose short names are in
+ * `wanted` (and the location), from the names a type's entities have; null: ask for all.
+ */
+export function attrsFor(typeIri, attributes, wanted) {
+  if (!wanted || !attributes) return null;
+  // A short name is a core term: with a type's own @context in the Link header it might
+  // name another attribute, so only full IRIs are sent then.
+  const linked = contextFor(typeIri) !== null;
+  const names = attributes.filter((name) => wanted.includes(shortName(name))
+    && name !== 'location' && (!linked || name.includes(':')));
+  return ['location', ...names];
+}
+
+/** Every entity of one type as GeoJSON features (keyValues), paged `PAGE` at a time;
+ * with `attrs`, only those attributes (a smaller answer, faster to make and to read). */
+export async function featuresOfType(typeIri, onPage, attrs = null) {
   const headers = headersFor(typeIri, 'application/geo+json');
-  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}`;
+  const only = attrs ? `&attrs=${attrs.map(encodeURIComponent).join(',')}` : '';
+  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}${only}`;
   const first = await getJson(`${base}&offset=0&count=true`, headers);
   const total = Number(first.response.headers.get('NGSILD-Results-Count') || first.body.features.length);
   const features = first.body.features;
@@ -167,25 +187,41 @@ function lastTemporalValue(value) {
   return best;
 }
 
+const HISTORY_PAGES = 50;
+
 /**
  * The history of one attribute since `since`, one series per datasetId:
- * [{datasetId, points: [[ms, value], ...]}] (GS CIM 009 5.7.3, temporalValues).
+ * [{datasetId, points: [[ms, value], ...]}] (GS CIM 009 5.7.3, temporalValues). The
+ * server answers at most so many instances at a time (206 Partial Content, with the
+ * span it covers in Content-Range): the next request starts where the last one ended.
+ * With `hourly`, each series is the mean of each hour instead (aggregatedValues, avg).
  */
-export async function attributeHistory(id, typeIri, attr, since) {
-  const url =
-    `${NGSI}/temporal/entities/${encodeURIComponent(id)}?attrs=${encodeURIComponent(attr)}` +
-    `&timerel=after&timeAt=${encodeURIComponent(new Date(since).toISOString())}` +
-    `&options=temporalValues`;
-  const { body } = await getJson(url, headersFor(typeIri));
-  const value = body[attr] ?? Object.entries(body).find(([k]) => shortName(k) === shortName(attr))?.[1];
-  if (!value) return [];
-  const series = Array.isArray(value) ? value : [value];
-  return series.map((s) => ({
-    datasetId: s.datasetId || null,
-    points: (s.values || [])
-      .filter((p) => Array.isArray(p) && typeof p[0] === 'number')
-      .map((p) => [Date.parse(p[1]), p[0]])
-      .filter((p) => !Number.isNaN(p[0]))
-      .sort((a, b) => a[0] - b[0]),
+export async function attributeHistory(id, typeIri, attr, since, { hourly = false } = {}) {
+  const series = new Map(); // datasetId -> [[ms, value], ...]
+  let from = new Date(since).toISOString();
+  for (let page = 0; page < HISTORY_PAGES; page += 1) {
+    const options = hourly ? 'aggregatedValues&aggrMethods=avg&aggrPeriodDuration=PT1H' : 'temporalValues';
+    const url =
+      `${NGSI}/temporal/entities/${encodeURIComponent(id)}?attrs=${encodeURIComponent(attr)}` +
+      `&timerel=after&timeAt=${encodeURIComponent(from)}&options=${options}`;
+    const { body, response } = await getJson(url, headersFor(typeIri));
+    const value = body[attr] ?? Object.entries(body).find(([k]) => shortName(k) === shortName(attr))?.[1];
+    for (const s of value ? (Array.isArray(value) ? value : [value]) : []) {
+      const key = s.datasetId || null;
+      if (!series.has(key)) series.set(key, []);
+      const pairs = hourly ? (s.avg || []) : (s.values || []);
+      for (const p of pairs) {
+        if (!Array.isArray(p) || typeof p[0] !== 'number') continue;
+        const at = Date.parse(p[1]);
+        if (!Number.isNaN(at)) series.get(key).push([at, p[0]]);
+      }
+    }
+    const range = /date-time\s+\S+-(\d{4}-\S+Z)\//.exec(response.headers.get('Content-Range') || '');
+    if (response.status !== 206 || !range || range[1] <= from) break;
+    from = range[1];
+  }
+  return [...series.entries()].map(([datasetId, points]) => ({
+    datasetId,
+    points: points.sort((a, b) => a[0] - b[0]),
   }));
 }

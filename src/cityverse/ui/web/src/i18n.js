@@ -25,6 +25,7 @@ const STRINGS = {
     kpiUnavailable: 'Water KPIs: not available', scenarioUnavailable: 'Scenario runner: not available',
     scenario: 'Scenario', run: 'Run', baseline: 'Baseline', result: 'Scenario', difference: 'Change',
     running: 'Running…', kpi: 'KPI', close: 'Close', entities: '{0} entities',
+    candidates: 'Pipes to search', layer_streets: 'Streets', hourlyMean: 'hourly mean',
   },
   fr: {
     noBaseline: 'Pas encore de simulation de référence : lancez un scénario.', preset_drought20: 'Sécheresse : demande −20 %', preset_drought40: 'Sécheresse : demande −40 %', preset_leakage: 'Fuites à la pression actuelle',
@@ -50,6 +51,7 @@ const STRINGS = {
     kpiUnavailable: 'Indicateurs eau : non disponibles', scenarioUnavailable: 'Scénarios : non disponibles',
     scenario: 'Scénario', run: 'Lancer', baseline: 'Référence', result: 'Scénario', difference: 'Écart',
     running: 'Calcul…', kpi: 'Indicateur', close: 'Fermer', entities: '{0} entités',
+    candidates: 'Conduites à inspecter', layer_streets: 'Rues', hourlyMean: 'moyenne horaire',
   },
   ar: {
     noBaseline: 'لا توجد محاكاة مرجعية بعد: شغّل سيناريو.', preset_drought20: 'جفاف: خفض الطلب 20٪', preset_drought40: 'جفاف: خفض الطلب 40٪', preset_leakage: 'التسربات عند الضغط الحالي',
@@ -75,6 +77,7 @@ const STRINGS = {
     kpiUnavailable: 'مؤشرات الماء: غير متاحة', scenarioUnavailable: 'السيناريوهات: غير متاحة',
     scenario: 'السيناريو', run: 'تشغيل', baseline: 'المرجع', result: 'السيناريو', difference: 'الفرق',
     running: 'جارٍ الحساب…', kpi: 'المؤشر', close: 'إغلاق', entities: '{0} كيانات',
+    candidates: 'الأنابيب المرشحة للفحص', layer_streets: 'الشوارع', hourlyMean: 'المتوسط الساعي',
   },
 };
 

@@ -1,13 +1,20 @@
 // The map's layers, one per domain, and the MapLibre style that draws them.
 // Entity types are matched by their short name, whatever @context they were written with.
+//
+// A domain layer's sources and MapLibre layers are made only when it has something to
+// draw and is switched on, and only for the kinds of geometry it holds: every layer
+// costs the map a pass on each frame, even an empty one (in software rendering, a
+// dozen empty layers cost as much as all the city's points).
 
 export const LAYERS = [
-  { id: 'buildings', types: ['Building'], colour: '#b8ad9a', on: true },
+  { id: 'streets', types: ['RoadSegment'], colour: '#c9c2b2', on: true, attrs: ['name'] },
+  { id: 'buildings', types: ['Building'], colour: '#b8ad9a', on: true, attrs: ['height', 'name'] },
   {
     id: 'water',
     types: ['Junction', 'Pipe', 'Tank', 'Reservoir', 'Pump', 'Valve'],
     colour: '#1f78b4',
     on: true,
+    attrs: ['pressure', 'level', 'flow', 'name', 'status'],
   },
   {
     id: 'sensors',
@@ -17,9 +24,9 @@ export const LAYERS = [
     on: true,
   },
   { id: 'alerts', types: ['Alert'], colour: '#d32f2f', on: true },
-  { id: 'streetlights', types: ['Streetlight'], colour: '#c79100', on: false },
-  { id: 'waste', types: ['WasteContainer'], colour: '#6d4c41', on: false },
-  { id: 'parking', types: ['ParkingSpot'], colour: '#3949ab', on: false },
+  { id: 'streetlights', types: ['Streetlight'], colour: '#c79100', on: false, attrs: ['powerState', 'status', 'name'] },
+  { id: 'waste', types: ['WasteContainer'], colour: '#6d4c41', on: false, attrs: ['fillingLevel', 'status', 'name'] },
+  { id: 'parking', types: ['ParkingSpot'], colour: '#3949ab', on: false, attrs: ['status', 'name'] },
   {
     id: 'reports',
     types: ['ServiceRequest', 'Open311ServiceRequest', 'CitizenReport', 'Issue'],
@@ -28,6 +35,19 @@ export const LAYERS = [
     onlyWhenPresent: true,
   },
 ];
+
+/** The Smart Data Models subject of each type the layers show: its IRI names the type in
+ * the live stream before any entity of it is loaded (an Alert raised later, say). */
+export const SDM_SUBJECTS = {
+  RoadSegment: 'Transportation', Building: 'Building', Junction: 'WaterDistributionManagementEPANET',
+  Pipe: 'WaterDistributionManagementEPANET', Tank: 'WaterDistributionManagementEPANET',
+  Reservoir: 'WaterDistributionManagementEPANET', Pump: 'WaterDistributionManagementEPANET',
+  Valve: 'WaterDistributionManagementEPANET', Device: 'Device', WaterObserved: 'WaterQuality',
+  WaterQualityObserved: 'WaterQuality', AirQualityObserved: 'Environment',
+  WeatherObserved: 'Weather', NoiseLevelObserved: 'Environment', Alert: 'Alert',
+  Streetlight: 'Streetlighting', WasteContainer: 'WasteManagement', ParkingSpot: 'Parking',
+  ServiceRequest: 'ServiceRequest', Open311ServiceRequest: 'ServiceRequest', Issue: 'IssueReporting',
+};
 
 /** The layer that shows entities of a type (by short name), or undefined. */
 export function layerForType(name) {
@@ -86,87 +106,128 @@ export function baseStyle(tilesUrl) {
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
-/** Add the sources and MapLibre layers of one domain layer; returns its clickable layer ids. */
-export function addLayer(map, layer) {
+// Every MapLibre layer a domain layer may have, bottom to top of the map: a layer made
+// later goes in its place in this order.
+const PARTS = ['geo-fill', 'geo-extrusion', 'geo-line', 'pt-cluster', 'pt-point'];
+const ORDER = [
+  ...['geo-fill', 'geo-extrusion', 'geo-line'].flatMap((part) => LAYERS.map((l) => `${l.id}-${part}`)),
+  ...['pt-cluster', 'pt-point'].flatMap((part) => LAYERS.map((l) => `${l.id}-${part}`)),
+];
+
+/** Every MapLibre layer id a domain layer may have (the clickable ones). */
+export function partIds(layer) {
+  return PARTS.map((part) => `${layer.id}-${part}`);
+}
+
+function before(map, id) {
+  for (const next of ORDER.slice(ORDER.indexOf(id) + 1)) if (map.getLayer(next)) return next;
+  return undefined;
+}
+
+function add(map, spec, visible) {
+  if (map.getLayer(spec.id)) return;
+  spec.layout = { ...(spec.layout || {}), visibility: visible ? 'visible' : 'none' };
+  map.addLayer(spec, before(map, spec.id));
+}
+
+/**
+ * Make what a domain layer needs to draw `kinds` (a set of 'point', 'line', 'polygon'),
+ * if it is not there yet. `view3d` says whether buildings stand extruded or lie flat.
+ */
+export function ensureLayer(map, layer, kinds, { view3d = false } = {}) {
   const geo = `${layer.id}-geo`;
   const pt = `${layer.id}-pt`;
-  map.addSource(geo, { type: 'geojson', data: EMPTY });
-  // Clustering keeps tens of thousands of points fluid: the worker merges them per zoom.
-  map.addSource(pt, {
-    type: 'geojson',
-    data: EMPTY,
-    cluster: true,
-    clusterRadius: 40,
-    clusterMaxZoom: 15,
-  });
-  const colour = pointColour(layer);
-  const ids = [];
-  if (layer.id === 'buildings') {
-    map.addLayer({
-      id: `${geo}-fill`,
-      type: 'fill-extrusion',
-      source: geo,
-      filter: ['==', ['geometry-type'], 'Polygon'],
-      paint: {
-        'fill-extrusion-color': layer.colour,
-        'fill-extrusion-height': ['to-number', ['coalesce', ['get', 'height'], 6], 6],
-        'fill-extrusion-base': 0,
-        'fill-extrusion-opacity': 0.85,
-      },
-    });
-  } else {
-    map.addLayer({
+  if ((kinds.has('line') || kinds.has('polygon')) && !map.getSource(geo)) {
+    map.addSource(geo, { type: 'geojson', data: EMPTY, buffer: 32, tolerance: 0.5 });
+  }
+  if (kinds.has('polygon')) {
+    add(map, {
       id: `${geo}-fill`,
       type: 'fill',
       source: geo,
       filter: ['==', ['geometry-type'], 'Polygon'],
-      paint: { 'fill-color': layer.colour, 'fill-opacity': 0.35, 'fill-outline-color': layer.colour },
-    });
+      paint: layer.id === 'buildings'
+        ? { 'fill-color': layer.colour, 'fill-opacity': 0.9 }
+        : { 'fill-color': layer.id === 'alerts' ? ALERT : layer.colour, 'fill-opacity': 0.3,
+          'fill-outline-color': layer.id === 'alerts' ? ALERT : layer.colour },
+    }, !(layer.id === 'buildings' && view3d));
+    if (layer.id === 'buildings') {
+      // Extruded only in the 3D view: seen from above, a flat fill looks the same and
+      // costs the map far less.
+      add(map, {
+        id: `${geo}-extrusion`,
+        type: 'fill-extrusion',
+        source: geo,
+        filter: ['==', ['geometry-type'], 'Polygon'],
+        paint: {
+          'fill-extrusion-color': layer.colour,
+          'fill-extrusion-height': ['to-number', ['coalesce', ['get', 'height'], 6], 6],
+          'fill-extrusion-base': 0,
+          'fill-extrusion-opacity': 0.85,
+        },
+      }, view3d);
+    }
   }
-  map.addLayer({
-    id: `${geo}-line`,
-    type: 'line',
-    source: geo,
-    filter: ['==', ['geometry-type'], 'LineString'],
-    layout: { 'line-cap': 'round', 'line-join': 'round' },
-    paint: {
-      'line-color': layer.id === 'water' ? layer.colour : colour,
-      'line-width': ['interpolate', ['linear'], ['zoom'], 12, 1.5, 17, 5],
-    },
-  });
-  map.addLayer({
-    id: `${pt}-cluster`,
-    type: 'circle',
-    source: pt,
-    filter: ['has', 'point_count'],
-    paint: {
-      'circle-color': layer.colour,
-      'circle-opacity': 0.75,
-      'circle-radius': ['step', ['get', 'point_count'], 12, 50, 16, 500, 22, 5000, 28],
-      'circle-stroke-color': '#ffffff',
-      'circle-stroke-width': 2,
-    },
-  });
-  map.addLayer({
-    id: `${pt}-point`,
-    type: 'circle',
-    source: pt,
-    filter: ['!', ['has', 'point_count']],
-    paint: {
-      'circle-color': colour,
-      'circle-radius': ['interpolate', ['linear'], ['zoom'], 12, 4, 18, 9],
-      'circle-stroke-color': '#1b1b1b',
-      'circle-stroke-width': 1,
-    },
-  });
-  ids.push(`${geo}-fill`, `${geo}-line`, `${pt}-cluster`, `${pt}-point`);
-  return ids;
+  if (kinds.has('line')) {
+    add(map, {
+      id: `${geo}-line`,
+      type: 'line',
+      source: geo,
+      filter: ['==', ['geometry-type'], 'LineString'],
+      layout: { 'line-cap': 'round', 'line-join': 'round' },
+      paint: {
+        'line-color': layer.id === 'water' || layer.id === 'streets' ? layer.colour : pointColour(layer),
+        'line-width': layer.id === 'streets'
+          ? ['interpolate', ['exponential', 2], ['zoom'], 12, 1, 18, 24]
+          : ['interpolate', ['linear'], ['zoom'], 12, 1.5, 17, 5],
+      },
+    }, true);
+  }
+  if (kinds.has('point') && !map.getSource(pt)) {
+    // Clustering keeps tens of thousands of points fluid: the worker merges them per zoom.
+    map.addSource(pt, {
+      type: 'geojson',
+      data: EMPTY,
+      cluster: true,
+      clusterRadius: 40,
+      clusterMaxZoom: 15,
+      buffer: 32,
+    });
+    add(map, {
+      id: `${pt}-cluster`,
+      type: 'circle',
+      source: pt,
+      filter: ['has', 'point_count'],
+      paint: {
+        'circle-color': layer.colour,
+        'circle-opacity': 0.75,
+        'circle-radius': ['step', ['get', 'point_count'], 12, 50, 16, 500, 22, 5000, 28],
+        'circle-stroke-color': '#ffffff',
+        'circle-stroke-width': 2,
+      },
+    }, true);
+    add(map, {
+      id: `${pt}-point`,
+      type: 'circle',
+      source: pt,
+      filter: ['!', ['has', 'point_count']],
+      paint: {
+        'circle-color': pointColour(layer),
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 12, 4, 18, 9],
+        'circle-stroke-color': '#1b1b1b',
+        'circle-stroke-width': 1,
+      },
+    }, true);
+  }
 }
 
-/** Show or hide every MapLibre layer of a domain layer. */
-export function setVisible(map, layer, visible) {
-  for (const id of [`${layer.id}-geo-fill`, `${layer.id}-geo-line`, `${layer.id}-pt-cluster`,
-    `${layer.id}-pt-point`]) {
-    if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
+/** Show or hide every MapLibre layer of a domain layer (buildings: the 3D view's one). */
+export function setVisible(map, layer, visible, { view3d = false } = {}) {
+  for (const id of partIds(layer)) {
+    if (!map.getLayer(id)) continue;
+    let on = visible;
+    if (id === 'buildings-geo-fill') on = visible && !view3d;
+    if (id === 'buildings-geo-extrusion') on = visible && view3d;
+    map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
   }
 }

@@ -2,20 +2,25 @@
 // server's stream of changes, with time replay, an inspector, alerts and water panels.
 
 import * as maplibregl from 'maplibre-gl';
-import { entityTypes, featuresOfType, shortName, STREAM_URL } from './api.js';
+import { attrsFor, entityTypes, featuresOfType, shortName, STREAM_URL } from './api.js';
 import { initialLanguage, onLanguage, setLanguage, t } from './i18n.js';
-import { addLayer, baseStyle, LAYERS, layerForType, setVisible } from './layers.js';
+import { baseStyle, ensureLayer, LAYERS, layerForType, partIds, SDM_SUBJECTS, setVisible } from './layers.js';
 import { el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
-import { bindMap, entities, entitiesOfLayer, flush, onChange, putFeature, removeEntity, updateAttrs } from './state.js';
+import {
+  bindMap, entities, entitiesOfLayer, flush, hold, onChange, putFeature, release, removeEntity, setShown,
+  updateAttrs,
+} from './state.js';
 import { chart, initTimeline } from './timeline.js';
 import { initWater } from './water.js';
 
 const BERKANE = [-2.32, 34.92];
 const DEFAULT_VOCAB = 'https://uri.etsi.org/ngsi-ld/default-context/';
+const SDM = 'https://smartdatamodels.org/dataModel.';
 const config = JSON.parse(document.getElementById('cityverse-config')?.textContent || '{}');
 const visible = new Map(LAYERS.map((layer) => [layer.id, layer.on]));
-const clickable = [];
+const clickable = LAYERS.flatMap(partIds);
 const typeIris = new Map(); // short type name -> [IRIs]
+let view3d = false;
 
 maplibregl.setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
@@ -26,10 +31,11 @@ const map = new maplibregl.Map({
   zoom: 13,
   attributionControl: false,
   maxPitch: 70,
+  fadeDuration: 0,
 });
 map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
 map.addControl(new maplibregl.ScaleControl(), 'bottom-right');
-bindMap(map);
+bindMap(map, (layer, kinds) => ensureLayer(map, layer, kinds, { view3d }));
 
 window.cityverse = { map, entities, inspect, flush };
 
@@ -52,23 +58,29 @@ onChange((layerId) => {
 });
 
 document.getElementById('view3d').addEventListener('click', (event) => {
-  const on = event.currentTarget.getAttribute('aria-pressed') !== 'true';
-  event.currentTarget.setAttribute('aria-pressed', String(on));
-  map.easeTo({ pitch: on ? 60 : 0, bearing: on ? -20 : 0, duration: 600 });
+  view3d = event.currentTarget.getAttribute('aria-pressed') !== 'true';
+  event.currentTarget.setAttribute('aria-pressed', String(view3d));
+  const buildings = LAYERS.find((layer) => layer.id === 'buildings');
+  setVisible(map, buildings, visible.get('buildings'), { view3d });
+  map.easeTo({ pitch: view3d ? 60 : 0, bearing: view3d ? -20 : 0, duration: 600 });
 });
 
 map.on('load', async () => {
-  for (const layer of LAYERS) {
-    clickable.push(...addLayer(map, layer));
-    setVisible(map, layer, visible.get(layer.id));
-  }
+  if (softwareRendering()) lightenWhileMoving();
   renderLayerList();
-  await loadAll();
+  // What is switched on first, drawn at once; the rest (for search and the counts) after.
+  const types = await loadTypes();
+  hold();
+  await loadAll(types.filter((type) => visible.get(type.layer.id)));
   fitToCity();
+  release();
   map.once('idle', () => performance.mark('cityverse-layers-drawn'));
   document.body.dataset.ready = 'true';
   openFromHash();
   openStream();
+  await loadAll(types.filter((type) => !visible.get(type.layer.id)));
+  performance.mark('cityverse-all-loaded');
+  document.body.dataset.loaded = 'true';
 });
 
 map.on('click', (event) => {
@@ -91,28 +103,86 @@ map.on('mousemove', (event) => {
 
 initWater();
 
+// ---------------------------------------------------------------- rendering
+
+/** True when WebGL runs on the CPU (no GPU, or a blocked one): SwiftShader, llvmpipe... */
+function softwareRendering() {
+  const canvas = map.getCanvas();
+  const gl = canvas.getContext('webgl2') || canvas.getContext('webgl');
+  if (!gl) return false;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
+}
+
+/**
+ * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves,
+ * draw it at half the resolution (a quarter of the pixels), and sharp again once it has
+ * been still for a moment. Panning and zooming stay fluid on a machine without a GPU.
+ */
+function lightenWhileMoving() {
+  const sharp = map.getPixelRatio();
+  let light = false;
+  let switching = false; // a change of resolution fires move events of its own
+  let timer = 0;
+  const use = (ratio) => {
+    switching = true;
+    try {
+      map.setPixelRatio(ratio);
+    } finally {
+      switching = false;
+    }
+  };
+  map.on('movestart', () => {
+    if (switching) return;
+    clearTimeout(timer);
+    if (!light) {
+      light = true;
+      use(sharp / 2);
+    }
+  });
+  map.on('moveend', () => {
+    if (switching) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (light) {
+        light = false;
+        use(sharp);
+      }
+    }, 400);
+  });
+  document.body.dataset.rendering = 'software';
+}
+
 // ---------------------------------------------------------------- loading
 
-async function loadAll() {
+/** The types the twin holds that a layer shows: [{iri, name, attributes, layer}]. */
+async function loadTypes() {
   let types;
   try {
     types = await entityTypes();
   } catch (error) {
     document.getElementById('layers').append(el('li', { class: 'error', role: 'alert' }, t('failed', error.message)));
-    return;
+    return [];
   }
-  const jobs = [];
-  for (const { iri, name } of types) {
-    const layer = layerForType(name);
+  const out = [];
+  for (const type of types) {
+    const layer = layerForType(type.name);
     if (!layer) continue;
-    if (!typeIris.has(name)) typeIris.set(name, []);
-    typeIris.get(name).push(iri);
-    jobs.push(featuresOfType(iri, (page) => {
-      for (const feature of page) putFeature(feature, iri, layer);
-    }).catch((error) => console.warn(`could not load ${name}: ${error.message}`)));
+    if (!typeIris.has(type.name)) typeIris.set(type.name, []);
+    typeIris.get(type.name).push(type.iri);
+    out.push({ ...type, layer });
   }
+  return out;
+}
+
+/** Load every entity of `types`, a few pages at a time, asking only for what is drawn. */
+async function loadAll(types) {
+  const jobs = types.map(({ iri, name, attributes, layer }) =>
+    featuresOfType(iri, (page) => {
+      for (const feature of page) putFeature(feature, iri, layer);
+    }, attrsFor(iri, attributes, layer.attrs)).catch((error) => console.warn(`could not load ${name}: ${error.message}`)));
   await Promise.all(jobs);
-  flush();
   renderLayerList();
 }
 
@@ -176,7 +246,9 @@ function updateCount(layerId) {
 
 function toggle(layer, on) {
   visible.set(layer.id, on);
-  setVisible(map, layer, on);
+  setShown(layer.id, on);
+  setVisible(map, layer, on, { view3d });
+  if (on) flush();
 }
 
 // ---------------------------------------------------------------- live
@@ -193,11 +265,15 @@ function setLiveText() {
 /** Follow the server's stream of changes: each notification updates the map at once. */
 function openStream() {
   if (typeof EventSource === 'undefined') return;
-  // EventSource sends no Link header: name every type by its full IRI.
+  // EventSource sends no Link header: name every type by its full IRI, those the twin
+  // holds and, for a type it does not hold yet (an Alert to come), its Smart Data Models
+  // IRI and the default one.
   const iris = new Set();
   for (const layer of LAYERS) {
     for (const name of layer.types) {
-      for (const iri of typeIris.get(name) ?? [`${DEFAULT_VOCAB}${name}`]) iris.add(iri);
+      for (const iri of typeIris.get(name) ?? []) iris.add(iri);
+      if (SDM_SUBJECTS[name]) iris.add(`${SDM}${SDM_SUBJECTS[name]}/${name}`);
+      iris.add(`${DEFAULT_VOCAB}${name}`);
     }
   }
   const query = new URLSearchParams({ type: [...iris].join(','), options: 'keyValues' });

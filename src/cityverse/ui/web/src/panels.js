@@ -131,27 +131,60 @@ export function renderAlerts() {
     list.replaceChildren(el('li', { class: 'muted' }, t('noAlerts')));
     return;
   }
+  // A live change redraws the list: what a person is typing, and where, stays.
+  const focused = list.contains(document.activeElement) ? document.activeElement.id : null;
   list.replaceChildren(...alerts.slice(0, 100).map(alertItem));
+  const again = focused ? document.getElementById(focused) : null;
+  if (again) {
+    again.focus();
+    if (typeof again.value === 'string') again.setSelectionRange(again.value.length, again.value.length);
+  }
+}
+
+const drafts = new Map(); // alert id -> assignee being typed
+const notes = new Map(); // alert id -> what became of its last change ("Saved")
+
+// A JsonProperty comes as {json: value} in keyValues.
+function json(value) {
+  return value && typeof value === 'object' && !Array.isArray(value) && 'json' in value ? value.json : value;
+}
+
+/** The pipes a leak alert's localisation ranks first (those that share most of its score). */
+function candidates(p) {
+  const ranked = json(p.leakCandidates);
+  if (!Array.isArray(ranked)) return null;
+  const best = ranked.filter((c) => c && typeof c.score === 'number' && c.score >= 0.05).slice(0, 3);
+  if (!best.length) return null;
+  return el('div', { class: 'candidates' }, `${t('candidates')}: `,
+    best.flatMap((c, i) => [i ? ', ' : '',
+      el('a', { href: `#entity=${encodeURIComponent(c.id ?? c.pipe)}`, 'data-pipe': c.pipe }, c.pipe),
+      ` (${Math.round(c.score * 100)} %)`]));
 }
 
 function alertItem(p) {
   const inputId = `assignee-${p.id}`;
-  const message = el('span', { class: 'saved', role: 'status' });
-  const input = el('input', { id: inputId, type: 'text', value: p.assignee ?? '', size: 10 });
+  const message = el('span', { class: 'saved', role: 'status' }, notes.get(p.id) ?? '');
+  const input = el('input', { id: inputId, type: 'text', value: drafts.get(p.id) ?? p.assignee ?? '', size: 10,
+    oninput: (event) => drafts.set(p.id, event.target.value) });
+  const where = p.searchArea ?? entities.get(p.id)?.feature.geometry;
   return el('li', { class: `alert sev-${p.severity ?? 'info'}`, 'data-id': p.id },
     el('div', {},
       el('a', { href: `#entity=${encodeURIComponent(p.id)}` }, p.description || p.subCategory || p.category || p.id)),
+    candidates(p),
     el('div', { class: 'muted' },
       `${t('severity')}: ${p.severity ?? '–'} · ${t('status')}: `,
       el('span', { class: 'alert-status' }, p.status ?? '–'),
       p.dateIssued ? ` · ${p.dateIssued}` : ''),
     el('div', { class: 'alert-actions' },
+      where && where.type ? el('button', { type: 'button', class: 'btn small', onclick: () => flyTo(where) }, t('show')) : null,
       el('button', { type: 'button', class: 'btn small', onclick: () => save(p, { status: 'acknowledged' }, message) },
         t('acknowledge')),
       el('label', { for: inputId, class: 'visually-hidden' }, t('assignee')),
       input,
-      el('button', { type: 'button', class: 'btn small', onclick: () => save(p, { assignee: input.value.trim() }, message) },
-        t('assign')),
+      el('button', { type: 'button', class: 'btn small', onclick: () => {
+        drafts.delete(p.id);
+        save(p, { assignee: input.value.trim() }, message);
+      } }, t('assign')),
       message));
 }
 
@@ -163,14 +196,20 @@ async function save(props, changes, message) {
     if (value === '') continue;
     attrs[name] = { type: 'Property', value };
   }
+  const say = (text) => {
+    notes.set(props.id, text);
+    // The list may have been drawn again meanwhile: say it where the alert is now.
+    const shown = document.querySelector(`#alerts li[data-id="${CSS.escape(props.id)}"] .saved`);
+    for (const node of new Set([message, shown])) if (node) node.textContent = text;
+  };
   try {
     await mergeEntity(props.id, stored.typeIri, attrs);
   } catch (error) {
-    message.textContent = t('failed', error.message);
+    say(t('failed', error.message));
     return;
   }
+  say(t('saved'));
   updateAttrs(props.id, changes);
-  message.textContent = t('saved');
 }
 
 // ---------------------------------------------------------------- search

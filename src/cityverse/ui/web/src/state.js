@@ -1,6 +1,10 @@
 // What the dashboard knows of the twin: every entity shown, by id, and the map's sources.
 // Live values and replayed (historical) values are kept apart so that moving the time
 // slider back to "now" restores the live state without asking the server again.
+//
+// A layer that is switched off keeps its entities here (for search and the counts) but
+// its map sources are left alone until it is switched on: the map's worker then has
+// nothing to cluster or tile for what nobody sees.
 
 import { LAYERS } from './layers.js';
 import { shortName } from './api.js';
@@ -9,17 +13,46 @@ export const entities = new Map(); // id -> { id, typeIri, layer, feature }
 const replay = new Map(); // id -> { attr: value } while the time slider is in the past
 let replaying = false;
 let map = null;
+let ensure = () => {};
 const dirty = new Set();
+const shown = new Set(LAYERS.filter((layer) => layer.on).map((layer) => layer.id));
 let flushTimer = 0;
+let holding = false;
 const changeListeners = [];
 
-export function bindMap(theMap) {
+/** Draw on `theMap`; `ensureLayer(layer, kinds)` makes a layer's sources before use. */
+export function bindMap(theMap, ensureLayer) {
   map = theMap;
+  ensure = ensureLayer;
 }
 
 /** Run `fn(layerId)` after the features of a layer change. */
 export function onChange(fn) {
   changeListeners.push(fn);
+}
+
+/** Say whether a layer is switched on; switching it on draws what it holds. */
+export function setShown(layerId, on) {
+  if (on) shown.add(layerId);
+  else shown.delete(layerId);
+  if (on) markDirty(layerId);
+}
+
+/** Keep the map's sources as they are until `release()`: the first load sets each once. */
+export function hold() {
+  holding = true;
+}
+
+export function release() {
+  holding = false;
+  flush();
+}
+
+// Which of a layer's two sources an entity's geometry goes to (an alert's search area
+// makes its layer draw polygons too).
+function partOf(layerId, geometry) {
+  if (layerId === 'alerts' || !geometry) return null;
+  return geometry.type === 'Point' ? 'pt' : 'geo';
 }
 
 /** Store a GeoJSON feature (keyValues) of an entity; its properties keep short names. */
@@ -37,7 +70,9 @@ export function putFeature(feature, typeIri, layer) {
     feature: { type: 'Feature', geometry: feature.geometry ?? previous?.feature.geometry ?? null, properties },
   };
   entities.set(feature.id, stored);
-  markDirty(layer.id);
+  const part = partOf(layer.id, stored.feature.geometry);
+  const before = previous ? partOf(previous.layer.id, previous.feature.geometry) : part;
+  markDirty(layer.id, before === part ? part : null);
   if (previous && previous.layer.id !== layer.id) markDirty(previous.layer.id);
   return stored;
 }
@@ -46,9 +81,11 @@ export function putFeature(feature, typeIri, layer) {
 export function updateAttrs(id, attrs, geometry) {
   const stored = entities.get(id);
   if (!stored) return false;
+  const before = partOf(stored.layer.id, stored.feature.geometry);
   Object.assign(stored.feature.properties, attrs);
   if (geometry) stored.feature.geometry = geometry;
-  markDirty(stored.layer.id);
+  const after = partOf(stored.layer.id, stored.feature.geometry);
+  markDirty(stored.layer.id, before === after ? after : null);
   return true;
 }
 
@@ -56,7 +93,7 @@ export function removeEntity(id) {
   const stored = entities.get(id);
   if (!stored) return;
   entities.delete(id);
-  markDirty(stored.layer.id);
+  markDirty(stored.layer.id, partOf(stored.layer.id, stored.feature.geometry));
 }
 
 /** Show the twin's state as replayed from history: `states` is [{id, attrs}]. */
@@ -92,20 +129,49 @@ export function entitiesOfLayer(layerId) {
   return out;
 }
 
-function markDirty(layerId) {
-  dirty.add(layerId);
-  // Many changes (a page of entities, a burst of notifications) make one redraw.
-  if (!flushTimer) flushTimer = setTimeout(flush, 120);
+/** Note that a layer's points (`pt`), shapes (`geo`) or both (null) have changed. */
+function markDirty(layerId, part = null) {
+  for (const which of part ? [part] : ['pt', 'geo']) dirty.add(`${layerId}|${which}`);
+  schedule();
 }
 
-/** Push every changed layer's features to its map sources now. */
+// Many changes (a page of entities, a burst of notifications) make one redraw, and none
+// is made while the map moves: each would have the map's worker tile a layer again.
+function schedule() {
+  if (flushTimer || holding) return;
+  flushTimer = setTimeout(() => {
+    flushTimer = 0;
+    if (map && map.isMoving()) {
+      map.once('moveend', schedule);
+      return;
+    }
+    flush();
+  }, 120);
+}
+
+// What an alert's search area adds to the map: its polygon, named by the alert.
+function searchArea(stored, properties) {
+  const area = properties.searchArea;
+  if (!area || typeof area !== 'object' || !['Polygon', 'MultiPolygon'].includes(area.type)) return null;
+  return {
+    type: 'Feature',
+    geometry: area,
+    properties: { id: stored.id, type: properties.type, severity: properties.severity, area: true },
+  };
+}
+
+/** Push every changed layer's features to its map sources now (switched-on layers only;
+ * the others wait until they are switched on). */
 export function flush() {
   clearTimeout(flushTimer);
   flushTimer = 0;
   if (!map) return;
-  const layers = [...dirty];
-  dirty.clear();
-  for (const layerId of layers) {
+  const keys = [...dirty];
+  const changed = new Set(keys.map((key) => key.split('|')[0]));
+  for (const layerId of changed) {
+    const layer = LAYERS.find((l) => l.id === layerId);
+    if (!layer || !shown.has(layerId)) continue;
+    const parts = ['pt', 'geo'].filter((part) => dirty.delete(`${layerId}|${part}`));
     const points = [];
     const shapes = [];
     for (const stored of entities.values()) {
@@ -114,9 +180,23 @@ export function flush() {
         ? { ...stored.feature, properties: shownProperties(stored.id) }
         : stored.feature;
       (stored.feature.geometry.type === 'Point' ? points : shapes).push(feature);
+      if (layerId === 'alerts') {
+        const area = searchArea(stored, feature.properties);
+        if (area) shapes.push(area);
+      }
     }
-    map.getSource(`${layerId}-pt`)?.setData({ type: 'FeatureCollection', features: points });
-    map.getSource(`${layerId}-geo`)?.setData({ type: 'FeatureCollection', features: shapes });
-    for (const fn of changeListeners) fn(layerId);
+    const kinds = new Set();
+    if (points.length) kinds.add('point');
+    for (const shape of shapes) {
+      kinds.add(shape.geometry.type.includes('Polygon') ? 'polygon' : 'line');
+    }
+    if (kinds.size) ensure(layer, kinds);
+    if (parts.includes('pt')) {
+      map.getSource(`${layerId}-pt`)?.setData({ type: 'FeatureCollection', features: points });
+    }
+    if (parts.includes('geo')) {
+      map.getSource(`${layerId}-geo`)?.setData({ type: 'FeatureCollection', features: shapes });
+    }
   }
+  for (const layerId of changed) for (const fn of changeListeners) fn(layerId);
 }

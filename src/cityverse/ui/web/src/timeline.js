@@ -8,7 +8,8 @@ import { el, renderInspector } from './panels.js';
 import { clearReplay, entities, flush, setReplay } from './state.js';
 
 const slider = () => document.getElementById('slider');
-let windowMs = 86_400_000;
+const DAY_MS = 86_400_000;
+let windowMs = DAY_MS;
 let endMs = Date.now();
 let generation = 0;
 let chartState = null; // { id, typeIri, attr }
@@ -105,7 +106,9 @@ async function drawChart() {
   box.replaceChildren(el('p', { class: 'muted' }, t('loading')));
   let series;
   try {
-    series = await attributeHistory(id, typeIri, attr, Date.now() - windowMs);
+    // Over more than a day, the mean of each hour: a week of 5-minute readings would
+    // be thousands of points for a chart a few hundred pixels wide.
+    series = await attributeHistory(id, typeIri, attr, Date.now() - windowMs, { hourly: windowMs > DAY_MS });
   } catch (error) {
     const text = error instanceof HttpError && (error.status === 404 || error.status === 501)
       ? t('replayUnavailable')
@@ -128,7 +131,8 @@ async function drawChart() {
     data.push(ys);
   }
   const colours = ['#1565c0', '#ef6c00', '#2e7d32', '#8e24aa'];
-  const label = (s) => (s.datasetId ? `${t('simulated')} (${shortName(s.datasetId)})` : t('measured'));
+  const hourly = windowMs > DAY_MS ? ` · ${t('hourlyMean')}` : '';
+  const label = (s) => (s.datasetId ? `${t('simulated')} (${shortName(s.datasetId)})` : t('measured')) + hourly;
   const title = `${shortName(attr)} — ${shortName(id)}`;
   const holder = el('div', { class: 'plot', role: 'img', 'aria-label': title });
   box.replaceChildren(el('p', { class: 'chart-title' }, title), holder);
@@ -147,4 +151,5 @@ async function drawChart() {
     scales: { x: { time: true } },
   }, data, holder);
   box.dataset.series = String(series.length);
+  box.dataset.points = String(times.length);
 }

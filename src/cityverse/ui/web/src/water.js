@@ -15,12 +15,13 @@ const JOB_WAIT_MS = 180_000;
 
 // The three cards, each from the network KPIs of a run.
 const CARDS = [
-  ['waterBalance', (k) => pct(k.waterLossesPercent), (k) => `${fmt(k.systemInputVolume)} m³`],
+  ['waterBalance', (k) => pct(k.waterLossesPercent ?? share(k.waterLosses, k.systemInputVolume)),
+    (k) => `${fmt(k.systemInputVolume)} m³`],
   ['nrw', (k) => pct(k.nonRevenueWaterPercent), (k) => `${fmt(k.nonRevenueWater)} m³`],
   ['pressureAdequacy', (k) => typeof k.nodesBelowMinPressurePercent === 'number'
     ? pct(100 - k.nodesBelowMinPressurePercent) : '–', (k) => `min ${fmt(k.minimumPressure)} m`],
 ];
-const COMPARED = ['systemInputVolume', 'waterLossesPercent', 'nonRevenueWaterPercent',
+const COMPARED = ['systemInputVolume', 'realLossesPercent', 'nonRevenueWaterPercent',
   'nodesBelowMinPressurePercent', 'unservedDemand', 'meanPressure', 'minimumPressure'];
 
 let network = null; // the network's name, or null without a water API / network
@@ -31,6 +32,11 @@ let running = false;
 function fmt(value) {
   if (typeof value !== 'number') return '–';
   return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+/** `part` as a percentage of `whole`, or undefined without both. */
+function share(part, whole) {
+  return typeof part === 'number' && typeof whole === 'number' && whole > 0 ? (100 * part) / whole : undefined;
 }
 
 function pct(value) {
@@ -48,6 +54,21 @@ export async function initWater() {
     network = null;
   }
   render();
+  if (network && !kpis) waitForBaseline();
+}
+
+// A baseline run may be on its way (the demo asks for one as it starts): look again now
+// and then, for a few minutes, until one is there.
+async function waitForBaseline(tries = 36) {
+  for (let i = 0; i < tries && !kpis; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    try {
+      await loadKpis();
+    } catch {
+      continue;
+    }
+    if (kpis) renderKpis();
+  }
 }
 
 /** The KPIs of the network's latest successful baseline run. */
