@@ -24,7 +24,6 @@ import base64
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -34,11 +33,13 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import http_load as hl
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -131,8 +132,8 @@ def _check_isolated() -> None:
 @contextlib.contextmanager
 def server(tmp: Path, keep_log: bool) -> Iterator[str]:
     """``cityverse serve`` on a free loopback port over SQLite in ``tmp``."""
-    port = free_port()
-    cmd = [*cityverse_command(), "serve", "--host", HOST, "--port", str(port)]
+    port = hl.free_port()
+    cmd = [*hl.cityverse_command(), "serve", "--host", HOST, "--port", str(port)]
     cmd += ["--store", f"sqlite:///{tmp / 'store.db'}"]
     env = dict(
         os.environ,
@@ -154,24 +155,9 @@ def server(tmp: Path, keep_log: bool) -> Iterator[str]:
             wait_ready(proc, base_url, log_path)
             yield base_url
         finally:
-            stop(proc)
+            hl.stop(proc)
             if keep_log:
                 print("\n--- server log ---\n" + log_path.read_text(errors="replace"))
-
-
-def cityverse_command() -> list[str]:
-    """The server command: the installed script next to this Python, else the module."""
-    script = Path(sys.executable).parent / "cityverse"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "cityverse.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
@@ -179,7 +165,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> 
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise FuzzError(f"server exited with status {proc.returncode}:\n{_tail(log_path)}")
+            raise FuzzError(f"server exited with status {proc.returncode}:\n{hl.tail(log_path)}")
         try:
             r = httpx.get(base_url + DOCUMENT, timeout=2)
             if r.status_code == 200:
@@ -188,24 +174,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> 
         except httpx.HTTPError as exc:
             last = repr(exc)
         time.sleep(0.2)
-    raise FuzzError(f"server not ready after 60 s (last: {last}):\n{_tail(log_path)}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    raise FuzzError(f"server not ready after 60 s (last: {last}):\n{hl.tail(log_path)}")
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -370,23 +339,12 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    """Where the figures come from (as ``http_load``), with the load and schemathesis."""
+    st = str(Path(sys.executable).parent / "st")
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "uname": _output(["uname", "-a"]),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
+        **hl.machine(),
         "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "schemathesis": _output([str(Path(sys.executable).parent / "st"), "--version"]),
-        "git_commit": _output(["git", "-C", str(REPO_DIR), "rev-parse", "--verify", "-q", "HEAD"])
-        or "none",
-        "git_dirty": bool(_output(["git", "-C", str(REPO_DIR), "status", "--porcelain"])),
+        "schemathesis": _output([st, "--version"]),
     }
 
 

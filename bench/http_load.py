@@ -320,7 +320,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> 
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"server exited with status {proc.returncode}:\n{_tail(log_path)}")
+            raise BenchError(f"server exited with status {proc.returncode}:\n{tail(log_path)}")
         try:
             r = httpx.get(url, timeout=2)
             if r.status_code == 200:
@@ -329,7 +329,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path) -> 
         except httpx.HTTPError as exc:
             last = repr(exc)
         time.sleep(0.2)
-    raise BenchError(f"server not ready after 60 s (last: {last}):\n{_tail(log_path)}")
+    raise BenchError(f"server not ready after 60 s (last: {last}):\n{tail(log_path)}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -346,7 +346,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file."""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 

@@ -33,6 +33,8 @@ class NgsiError(Exception):
     status: ClassVar[int] = 500
     type_name: ClassVar[str] = "InternalError"
     title: ClassVar[str] = "Internal error"
+    plain: ClassVar[bool] = False
+    """True for plain HTTP errors, whose problem type is ``about:blank`` (RFC 9457)."""
 
     def __init__(self, detail: str, *, instance: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -42,7 +44,7 @@ class NgsiError(Exception):
 
     @property
     def problem_type(self) -> str:
-        return NGSI_LD_ERRORS + self.type_name
+        return "about:blank" if self.plain else NGSI_LD_ERRORS + self.type_name
 
     def to_problem(self) -> dict[str, Any]:
         """The ProblemDetails body."""
@@ -110,40 +112,28 @@ class UnsupportedMediaType(NgsiError):
     status = 415
     type_name = "UnsupportedMediaType"
     title = "Unsupported media type"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class NotAcceptable(NgsiError):
     status = 406
     type_name = "NotAcceptable"
     title = "Not acceptable"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class PayloadTooLarge(NgsiError):
     status = 413
     type_name = "PayloadTooLarge"
     title = "Payload too large"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class MethodNotAllowed(NgsiError):
     status = 405
     type_name = "MethodNotAllowed"
     title = "Method not allowed"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class Unauthenticated(NgsiError):
@@ -152,10 +142,7 @@ class Unauthenticated(NgsiError):
     status = 401
     type_name = "Unauthenticated"
     title = "Authentication required"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class Forbidden(NgsiError):
@@ -164,10 +151,7 @@ class Forbidden(NgsiError):
     status = 403
     type_name = "Forbidden"
     title = "Forbidden"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True
 
 
 class TooManyRequests(NgsiError):
@@ -176,7 +160,4 @@ class TooManyRequests(NgsiError):
     status = 429
     type_name = "TooManyRequests"
     title = "Too many requests"
-
-    @property
-    def problem_type(self) -> str:
-        return "about:blank"
+    plain = True

@@ -16,14 +16,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from cityverse.broker.retention import keep_millis
 from cityverse.core.entity import format_utc
 from cityverse.core.model import Entity, Instance
 from cityverse.security.policy import PersonalAttribute, TenantPolicy
 from cityverse.store.base import Change, EntityFilter, EntityStore
-from cityverse.store.temporal import TimeWindow
+from cityverse.store.temporal import TemporalStore, TimeWindow
 
 log = logging.getLogger("cityverse.privacy")
 
@@ -89,13 +89,12 @@ def _without(name: str, limit: str) -> Callable[[Entity | None], Entity | None]:
 async def _erase_history(
     store: EntityStore, tenant: str, entity_id: str, name: str, cutoff: int
 ) -> int:
-    history = getattr(store, "instances", None)
-    if history is None:
-        return 0
+    # Both stores keep history (TemporalStore); the entity-store protocol does not say so.
+    history = cast(TemporalStore, store)
     erased = 0
     # An instance's age is its observedAt, or without one the time it was recorded.
     for prop in ("observedAt", "modifiedAt"):
-        found = await history(
+        found = await history.instances(
             tenant,
             entity_id,
             frozenset({name}),
@@ -108,7 +107,7 @@ async def _erase_history(
                 instance_id = instance.get("instanceId")
                 if prop == "modifiedAt" and "observedAt" in instance:
                     continue
-                if instance_id and await store.delete_instance(  # type: ignore[attr-defined]
+                if instance_id and await history.delete_instance(
                     tenant, entity_id, name, str(instance_id)
                 ):
                     erased += 1
