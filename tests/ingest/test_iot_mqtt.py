@@ -187,3 +187,29 @@ async def test_bad_messages_are_counted_and_the_agent_goes_on(
         assert rejected.get("wrong-type") == 1
         assert rejected.get("bad-timestamp") == 1
         assert await _value(app, "urn:ngsi-ld:Streetlight:B1", "illuminanceLevel") == 2
+
+
+def test_a_flood_waits_at_the_broker_until_the_store_catches_up() -> None:
+    """Above MAX_BACKLOG unwritten messages the transport takes (and so acknowledges)
+    nothing more: the broker keeps the flood."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from cityverse.ingest.iot.mqtt import MAX_BACKLOG, MqttTransport
+    from cityverse.ingest.iot.stats import Stats
+
+    backlog = [MAX_BACKLOG + 1]
+    taken: list[object] = []
+    transport = MqttTransport(
+        "mqtt://127.0.0.1:1", "flood-test", taken.append, Stats(), backlog=lambda: backlog[0]
+    )
+    transport.connected.set()
+    message = SimpleNamespace(topic="/k1/d1/attrs", payload=b'{"t": 1}', dup=0)
+    worker = threading.Thread(target=transport._on_message, args=(transport.client, None, message))
+    worker.start()
+    time.sleep(0.2)
+    assert taken == [] and worker.is_alive()
+    backlog[0] = MAX_BACKLOG
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(taken) == 1

@@ -83,12 +83,16 @@ async def put(store: Any, new: Entity | None, entity_id: str | None = None) -> N
 
 
 async def update(store: Any, entity_id: str, attr: str, instances: list[Instance]) -> None:
+    [outcome] = await store.mutate("", [Change(entity_id, _replacing(attr, instances))])
+    assert outcome.ok
+
+
+def _replacing(attr: str, instances: list[Instance]) -> Any:
     def apply(current: Entity | None) -> Entity:
         assert current is not None
         return {**current, "attrs": {**current["attrs"], attr: instances}}
 
-    [outcome] = await store.mutate("", [Change(entity_id, apply)])
-    assert outcome.ok
+    return apply
 
 
 async def history(store: Any, entity_id: str, **window: Any) -> dict[str, Any]:
@@ -728,6 +732,12 @@ async def test_aggregation_is_exact_through_every_kind_of_write(store: Any, seed
     for n in range(30):
         late = START + rng.randrange(0, 75 * DAY)
         await update(store, sid, TEMP, [prop(_random_value(rng), late, modified=START + n)])
+    # Many changes in one call (a batch, or IoT measures) take the bulk path.
+    batch = [
+        [prop(_random_value(rng), START + rng.randrange(0, 75 * DAY), modified=START + 30 + n)]
+        for n in range(40)
+    ]
+    await store.mutate("", [Change(sid, _replacing(TEMP, instances)) for instances in batch])
     await store.append_history(
         "", sid, [SENSOR], {TEMP: [prop(rng.uniform(0, 9), START + rng.randrange(0, 60 * DAY))]}
     )
@@ -781,3 +791,72 @@ async def test_names_postgres_cannot_hold_are_refused(store: Any) -> None:
     except BadRequestData:
         return
     assert values(await history(store, sid), TEMP) == [1]
+
+
+# -- the SQLite writer's memory of history rows ----------------------------------------------
+
+
+async def test_sqlite_writers_sharing_a_file_see_each_others_deletions(tmp_path: Any) -> None:
+    """Two server processes on one file: what one deletes, the other's writer no longer
+    takes for granted (its live writes land in new series, none lost or misfiled)."""
+    from cityverse.store.sqlite import SqliteStore
+
+    first, second = SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")
+    await first.open()
+    await second.open()
+    try:
+        ids = [f"urn:ngsi-ld:Sensor:m{n}" for n in range(12)]
+
+        async def write(store: Any, value: int) -> None:
+            changes = [
+                Change(i, lambda cur, i=i: entity(i, {TEMP: [prop(value, START + value)]}))
+                for i in ids
+            ]
+            assert all(o.ok for o in await store.mutate("", changes))
+
+        await write(first, 1)
+        await write(first, 2)
+        assert await second.delete_history("", ids[0])
+        assert await second.delete_history("", ids[1], TEMP)
+        await write(first, 3)
+        for store in (first, second):
+            assert values(await history(store, ids[0]), TEMP) == [3]
+            assert values(await history(store, ids[1]), TEMP) == [3]
+            assert values(await history(store, ids[2]), TEMP) == [1, 2, 3]
+            buckets = await store.aggregate(
+                "", ids[0], None, TimeWindow(), None, frozenset({"sum", "totalCount"})
+            )
+            assert buckets[TEMP][0].values == {"sum": 3.0, "totalCount": 1}
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_sqlite_writer_forgets_rows_a_failed_write_rolled_back(tmp_path: Any) -> None:
+    """A write that fails after recording history leaves no series the writer would
+    reuse: the next write of the same entities records its instances."""
+    from cityverse.store.sqlite import SqliteStore
+    from cityverse.store.sqlite_temporal import Known
+
+    store = SqliteStore(tmp_path / "rollback.db")
+    await store.open()
+    try:
+        ids = [f"urn:ngsi-ld:Sensor:r{n}" for n in range(12)]
+        changes = [Change(i, lambda cur, i=i: entity(i, {TEMP: [prop(5, START)]})) for i in ids]
+
+        def fail_after(conn: Any) -> None:
+            from cityverse.store.sqlite import _mutate
+
+            _mutate(conn, "", changes)
+            assert isinstance(conn.known, Known) and conn.known.sids
+            raise RuntimeError("the write fails after its history was recorded")
+
+        with pytest.raises(RuntimeError):
+            await store._write(fail_after)
+        assert await store.get("", ids[0]) is None
+        assert all(o.ok for o in await store.mutate("", changes))
+        assert values(await history(store, ids[7]), TEMP) == [5]
+        page = await store.history_entities("", EntityFilter(), limit=None, count=True)
+        assert page.total == 12
+    finally:
+        await store.close()

@@ -32,7 +32,7 @@ from cityverse.store.changes import Pager, chunks, logger, plan_changes
 from cityverse.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from cityverse.store.sqlite_outbox import SqliteOutbox, record_changes
 from cityverse.store.sqlite_temporal import SCHEMA as HISTORY_SCHEMA
-from cityverse.store.sqlite_temporal import SqliteTemporal, record_history
+from cityverse.store.sqlite_temporal import SqliteTemporal, WriterConnection, record_history
 from cityverse.store.sqlq import sqlite_condition
 
 SCHEMA_VERSION = 1
@@ -206,8 +206,12 @@ class SqliteStore(SqliteTemporal, SqliteOutbox):
         if self._closed:
             raise RuntimeError(f"the SQLite store {self.path} is not open")
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(
+        self, factory: type[sqlite3.Connection] = sqlite3.Connection
+    ) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=factory
+        )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
@@ -247,7 +251,8 @@ class SqliteStore(SqliteTemporal, SqliteOutbox):
     def _write_loop(self, ready: concurrent.futures.Future[None]) -> None:
         conn = None
         try:
-            conn = self._connect()
+            conn = self._connect(WriterConnection)
+            assert isinstance(conn, WriterConnection)
             conn.execute("PRAGMA journal_mode = WAL")
             # Bulk writes touch many pages; a larger cache keeps them from spilling early.
             conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
@@ -276,11 +281,12 @@ class SqliteStore(SqliteTemporal, SqliteOutbox):
             conn.close()
 
 
-def _run_batch(conn: sqlite3.Connection, batch: list[_Request]) -> None:
+def _run_batch(conn: WriterConnection, batch: list[_Request]) -> None:
     """Run queued jobs in one transaction, each under a savepoint, and commit once."""
     results: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
+        conn.known.begin(conn)
         for job, future in batch:
             # A request whose caller was cancelled before we got to it is dropped; once
             # running, it can no longer be cancelled, so setting its result is safe.
@@ -291,10 +297,12 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Request]) -> None:
                 results.append((future, True, job(conn)))
             except Exception as exc:
                 conn.execute("ROLLBACK TO job")
+                conn.known.forget()
                 results.append((future, False, exc))
             conn.execute("RELEASE job")
         conn.execute("COMMIT")
     except Exception as exc:
+        conn.known.forget()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         logger.exception("SQLite write transaction failed")

@@ -293,17 +293,72 @@ def record_history(conn: Any, tenant: str, outcomes: list[Outcome]) -> None:
 _Key = tuple[int, str, str]
 """A series: (hid, attribute, datasetId or '')."""
 
+KNOWN_LIMIT = 1_000_000
+"""Most series the writer remembers before it starts over."""
+
+
+class Known:
+    """What the writer connection knows of the history's entity and series rows, so
+    that a live write to known series looks nothing up: per entity its hid and the row
+    last written, per series its sid, per sid its template.
+
+    It only ever learns what its own writes wrote. It forgets everything when a write
+    fails (the rows it learnt may have been rolled back), when history rows are deleted
+    or imported, and when another connection has committed (``PRAGMA data_version``:
+    another server process on the same file); forgetting costs lookups, never
+    correctness.
+    """
+
+    def __init__(self) -> None:
+        self.entities: dict[tuple[str, str], tuple[int, tuple[Any, ...]]] = {}
+        self.sids: dict[_Key, int] = {}
+        self.templates: dict[int, bytes | None] = {}
+        self._version: int | None = None
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        """At the start of a write transaction: forget if another connection wrote."""
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if version != self._version or len(self.sids) > KNOWN_LIMIT:
+            self.forget()
+            self._version = version
+
+    def forget(self) -> None:
+        """Forget every row (after a rollback, a deletion or an import)."""
+        self.entities.clear()
+        self.sids.clear()
+        self.templates.clear()
+
+
+class WriterConnection(sqlite3.Connection):
+    """The writer thread's connection, with what it knows of the history's rows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known = Known()
+
+
+def _known(conn: sqlite3.Connection) -> Known:
+    """The writer's memory, or an empty one for any other connection."""
+    return conn.known if isinstance(conn, WriterConnection) else Known()
+
+
+def _forget(conn: sqlite3.Connection) -> None:
+    if isinstance(conn, WriterConnection):
+        conn.known.forget()
+
 
 class _Series:
     """The series rows are written to: their sids and the document each one omits."""
 
     def __init__(self, conn: sqlite3.Connection, keys: set[_Key]) -> None:
-        self.sids: dict[_Key, int] = {}
-        self.templates: dict[int, bytes | None] = {}
+        known = _known(conn)
+        self.sids = known.sids
+        self.templates = known.templates
         self._new: list[tuple[bytes, int]] = []
-        if len(keys) <= FEW:
-            # The usual live write: a lookup (or an insert) per series.
-            for key in sorted(keys):
+        missing = [key for key in keys if key not in self.sids]
+        if len(missing) <= FEW:
+            # The usual live write: a lookup (or an insert) per series not yet known.
+            for key in sorted(missing):
                 row = conn.execute(
                     "SELECT sid, template FROM history_series "
                     "WHERE hid = ? AND attr = ? AND dataset = ?",
@@ -318,7 +373,7 @@ class _Series:
                 self.sids[key] = row[0]
                 self.templates[row[0]] = row[1]
             return
-        ordered = sorted(keys)
+        ordered = sorted(missing)
         conn.executemany(
             "INSERT OR IGNORE INTO history_series (hid, attr, dataset) VALUES (?, ?, ?)", ordered
         )
@@ -361,18 +416,47 @@ def _append(
         series = _Series(conn, {(hid, r.attr, r.dataset_id or "") for hid, r in records})
         iid = _take_ids(conn, len(records))
         rows = []
+        sids = series.sids
         for i, (hid, r) in enumerate(records, start=iid):
-            sid = series.sids[(hid, r.attr, r.dataset_id or "")]
+            sid = sids[(hid, r.attr, r.dataset_id or "")]
             doc, num = split_number(r.instance)
             rows.append(
                 (sid, r.observed, i, r.created, r.modified, r.deleted, num, series.doc(sid, doc))
             )
         series.save(conn)
-        conn.executemany(_INSERT, rows)
-        _add_to_rollups(conn, [(row[0], row[1], row[6]) for row in rows if row[1] != NO_TIME])
+        _insert(conn, rows)
     if merge_types:
         # mutate records the tenant itself; a temporal write must too.
         conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert new instance rows and add their figures to the rollups. The rows are
+    staged in a temporary table, so that the insert in key order and the rollups'
+    sums run in SQL rather than row by row in Python."""
+    if len(rows) <= FEW:
+        # An update of a few attributes: the statements themselves cost less.
+        conn.executemany(_INSERT, rows)
+        timed = [(row[0], row[1], row[6]) for row in rows if row[1] != NO_TIME]
+        for table, params in ts.increments(timed).items():
+            conn.executemany(ts.UPSERTS[table], params)
+        return
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS history_staged (sid INTEGER, observed INTEGER, "
+        "iid INTEGER, created INTEGER, modified INTEGER, deleted INTEGER, num, doc BLOB)"
+    )
+    conn.executemany(_INSERT.replace("history_instances", "temp.history_staged"), rows)
+    conn.execute(
+        "INSERT INTO history_instances SELECT * FROM temp.history_staged "
+        "ORDER BY sid, observed, iid"
+    )
+    _add_increments(
+        conn,
+        f"SELECT sid, {ts.floor_sql('observed', ts.HOUR)} AS b, {_RAW} "
+        f"FROM temp.history_staged WHERE observed <> {NO_TIME} GROUP BY sid, b",
+        (),
+    )
+    conn.execute("DELETE FROM temp.history_staged")
 
 
 def _entities(
@@ -381,24 +465,36 @@ def _entities(
     """Record the entities (types, scope, deletion) and return their hids. With
     ``merge_types`` the types are added to those known and nothing else changes."""
     final = {change.id: change for change in changes}
-    if not merge_types and len(final) <= FEW:
-        # The usual live write: one statement per entity, rewriting its row.
-        return {
-            c.id: conn.execute(
-                "INSERT INTO history_entities (tenant, id, types, scope, deleted_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
-                "types = excluded.types, scope = excluded.scope, "
-                "deleted_at = excluded.deleted_at RETURNING hid",
-                _entity_row(tenant, c),
-            ).fetchone()[0]
-            for c in final.values()
-        }
+    known = _known(conn).entities
     if merge_types:
+        # Types merged with those stored make rows the writer has not seen.
+        for entity_id in final:
+            known.pop((tenant, entity_id), None)
         conn.executemany(
             "INSERT INTO history_entities (tenant, id, types) VALUES (?, ?, '[]') "
             "ON CONFLICT (tenant, id) DO NOTHING",
             [(tenant, entity_id) for entity_id in final],
         )
+        return _merge_types(conn, tenant, final)
+    hids: dict[str, int] = {}
+    changed: dict[str, tuple[Any, ...]] = {}
+    for c in final.values():
+        row = _entity_row(tenant, c)
+        seen = known.get((tenant, c.id))
+        if seen is not None and seen[1] == row:
+            hids[c.id] = seen[0]
+        else:
+            changed[c.id] = row
+    if len(changed) <= FEW:
+        # The usual live write: one statement per entity whose row changed, if any.
+        for entity_id, row in changed.items():
+            (hids[entity_id],) = conn.execute(
+                "INSERT INTO history_entities (tenant, id, types, scope, deleted_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET "
+                "types = excluded.types, scope = excluded.scope, "
+                "deleted_at = excluded.deleted_at RETURNING hid",
+                row,
+            ).fetchone()
     else:
         conn.executemany(
             "INSERT INTO history_entities (tenant, id, types, scope, deleted_at) "
@@ -406,27 +502,44 @@ def _entities(
             "types = excluded.types, scope = excluded.scope, deleted_at = excluded.deleted_at "
             "WHERE (types, scope, deleted_at) IS NOT (excluded.types, excluded.scope, "
             "excluded.deleted_at)",
-            [_entity_row(tenant, c) for c in final.values()],
+            list(changed.values()),
         )
+        for entity_id, hid, _ in _stored_entities(conn, tenant, list(changed)):
+            hids[entity_id] = hid
+    for entity_id, row in changed.items():
+        known[(tenant, entity_id)] = (hids[entity_id], row)
+    return hids
+
+
+def _merge_types(
+    conn: sqlite3.Connection, tenant: str, final: dict[str, EntityHistory]
+) -> dict[str, int]:
+    """Add each entity's types to those its (existing) row holds; their hids."""
     hids: dict[str, int] = {}
     updates = []
-    rows = []
-    for part in chunks(list(final)):
+    for entity_id, hid, types in _stored_entities(conn, tenant, list(final)):
+        hids[entity_id] = hid
+        stored = orjson.loads(types)
+        merged = list(dict.fromkeys([*stored, *final[entity_id].types]))
+        if merged != stored:
+            updates.append((_json(merged), hid))
+    if updates:
+        conn.executemany("UPDATE history_entities SET types = ? WHERE hid = ?", updates)
+    return hids
+
+
+def _stored_entities(
+    conn: sqlite3.Connection, tenant: str, ids: list[str]
+) -> list[tuple[str, int, str]]:
+    """(id, hid, types) of the entities' history rows."""
+    rows: list[tuple[str, int, str]] = []
+    for part in chunks(ids):
         rows += conn.execute(
             "SELECT id, hid, types FROM history_entities WHERE tenant = ? "
             f"AND id IN ({','.join('?' * len(part))})",
             (tenant, *part),
         ).fetchall()
-    for entity_id, hid, types in rows:
-        hids[entity_id] = hid
-        if merge_types:
-            known = orjson.loads(types)
-            merged = list(dict.fromkeys([*known, *final[entity_id].types]))
-            if merged != known:
-                updates.append((_json(merged), hid))
-    if updates:
-        conn.executemany("UPDATE history_entities SET types = ? WHERE hid = ?", updates)
-    return hids
+    return rows
 
 
 def _entity_row(tenant: str, c: EntityHistory) -> tuple[Any, ...]:
@@ -442,15 +555,6 @@ def _take_ids(conn: sqlite3.Connection, count: int) -> int:
         (count,),
     ).fetchone()
     return int(top) - count + 1
-
-
-def _add_to_rollups(
-    conn: sqlite3.Connection, rows: list[tuple[int, int, int | float | None]]
-) -> None:
-    if not rows:
-        return
-    for table, params in ts.increments(rows).items():
-        conn.executemany(ts.UPSERTS[table], params)
 
 
 def _rebuild(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
@@ -474,6 +578,7 @@ def _entity_series(
 
 
 def _drop_series(conn: sqlite3.Connection, sids: list[int]) -> None:
+    _forget(conn)
     for table in ("history_instances", "history_hourly", "history_daily", "history_series"):
         conn.executemany(f"DELETE FROM {table} WHERE sid = ?", [(sid,) for sid in sids])
 
@@ -567,6 +672,7 @@ def _retention(conn: sqlite3.Connection, tenant: str, keep: dict[str, int], now:
             and not conn.execute("SELECT 1 FROM history_series WHERE hid = ?", (hid,)).fetchone()
         ):
             conn.execute("DELETE FROM history_entities WHERE hid = ?", (hid,))
+            _forget(conn)
     return removed
 
 
@@ -628,27 +734,34 @@ def _add_imported_to_rollups(
 ) -> None:
     """Add the figures of the rows just imported (iid >= first, observed in [lo, hi]) to
     the rollups, computed in SQL."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS history_increments (sid INTEGER, bucket INTEGER, "
-        "cnt INTEGER, n INTEGER, s REAL, ss REAL, mn, mx)"
-    )
-    conn.execute(
+    _add_increments(
+        conn,
         "WITH r(sid, lo, hi) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' "
-        "FROM json_each(?)) INSERT INTO history_increments "
-        f"SELECT i.sid, {ts.floor_sql('i.observed', ts.HOUR)} AS b, {_RAW} "
+        f"FROM json_each(?)) SELECT i.sid, {ts.floor_sql('i.observed', ts.HOUR)} AS b, {_RAW} "
         "FROM r CROSS JOIN history_instances i WHERE i.sid = r.sid AND i.observed >= r.lo "
         "AND i.observed <= r.hi AND i.iid >= ? GROUP BY i.sid, b",
         (_json([(sid, lo, hi) for sid in sorted(set(sids))]), first),
     )
+
+
+def _add_increments(conn: sqlite3.Connection, select: str, params: tuple[Any, ...]) -> None:
+    """Add to the hourly and daily rollups the hourly figures ``select`` gives, as rows
+    (sid, hour, cnt, n, s, ss, mn, mx)."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS history_increments (sid INTEGER, bucket INTEGER, "
+        "cnt INTEGER, n INTEGER, s REAL, ss REAL, mn, mx)"
+    )
+    conn.execute("INSERT INTO temp.history_increments " + select, params)
     for table, unit in ts.ROLLUP_TABLES:
         conn.execute(
             ts.UPSERT_ROLLUP.format(table=table).replace(
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 f"SELECT sid, {ts.floor_sql('bucket', unit)} AS b, sum(cnt), sum(n), sum(s), "
-                "sum(ss), min(mn), max(mx) FROM history_increments WHERE true GROUP BY sid, b",
+                "sum(ss), min(mn), max(mx) FROM temp.history_increments WHERE true "
+                "GROUP BY sid, b",
             )
         )
-    conn.execute("DELETE FROM history_increments")
+    conn.execute("DELETE FROM temp.history_increments")
 
 
 # -- reads (on a reader connection, in a worker thread) -----------------------------------

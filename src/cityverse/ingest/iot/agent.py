@@ -77,7 +77,12 @@ class IotAgent:
             if not owner:
                 client_id = f"{client_id}-publisher-{os.getpid()}"
             self.mqtt = MqttTransport(
-                url, client_id, self.pipeline.submit, self.stats, subscribe=owner
+                url,
+                client_id,
+                self.pipeline.submit,
+                self.stats,
+                subscribe=owner,
+                backlog=lambda: self.pipeline.backlog,
             )
             self.commands.publish = self.mqtt.publish
             self.mqtt.start()

@@ -9,14 +9,17 @@ and hands each message to the pipeline. Its session is persistent (a fixed clien
 ``clean_session`` false), so the broker keeps what devices publish while CityVerse is
 down and delivers it on reconnection; paho reconnects with a growing delay (1 s to
 30 s). A message is acknowledged when the pipeline has it, and written within the
-batching window; stopping writes everything received before disconnecting. A message
-the broker delivers twice does not add history twice (see pipeline.py).
+batching window; while more than ``MAX_BACKLOG`` messages wait to be written the agent
+reads no more, so that the broker holds a flood rather than the agent's memory;
+stopping writes everything received before disconnecting. A message the broker
+delivers twice does not add history twice (see pipeline.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
@@ -36,6 +39,11 @@ TOPICS = [
 """What the agent subscribes to, each with QoS 1."""
 
 _FORMATS = {"json": JSON, "ul": UL}
+
+MAX_BACKLOG = 20_000
+"""Messages received and not yet written above which the agent stops reading from the
+broker until the store catches up: the broker keeps the rest (the session is
+persistent), and a flood costs neither memory nor the writer's time."""
 
 
 def parse_topic(topic: str) -> tuple[str, str, str, str | None, str | None] | None:
@@ -80,12 +88,14 @@ class MqttTransport:
         stats: Stats,
         *,
         subscribe: bool = True,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.host, self.port, user, password = parse_url(url)
         self.client_id = client_id
         self.subscribe = subscribe
         self.stats = stats
         self._submit = submit
+        self._backlog = backlog
         self.connected = threading.Event()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -166,6 +176,9 @@ class MqttTransport:
             self.stats.reject("bad-topic", f"topic {topic[:120]!r}", transport="mqtt")
             return
         apikey, device_id, kind, attr, fmt = parsed
+        # Backpressure: the message is acknowledged when this returns.
+        while self._backlog() > MAX_BACKLOG and self.connected.is_set():
+            time.sleep(0.002)
         self._submit(
             Message(
                 "mqtt", apikey, device_id, kind, bytes(msg.payload), attr, fmt, dup=bool(msg.dup)
