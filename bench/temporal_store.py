@@ -17,6 +17,9 @@ created for the run and dropped after it):
   with distinctCount added, which rollups cannot answer, so every instance is read.
 - ``aggregate_sensor_year``: per-day avg/min/max over one sensor's year inside the
   big import; ``last_n``: its 100 newest instances (lastN=100).
+- ``history_q_none`` / ``history_q_some``: the sensors whose temperature was above 30
+  (none) / above 27.95 (some) at some moment of one day (a temporal query's ``q`` with
+  a one-day window, matched on the states the sensors held that day), ``limit=100``.
 
 Latencies are p50/p95/max over ``--repeat`` calls after one warm-up. The figures are
 printed and written as JSON to ``bench/results/temporal-store-<store>.json``.
@@ -43,8 +46,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cityverse.core.context import ContextResolver
+from cityverse.core.query import parse_q
 from cityverse.ingest.history import HistoryReport, csv_rows
-from cityverse.store.base import open_store
+from cityverse.store.base import EntityFilter, open_store
 from cityverse.store.history import ms_of, utc_of
 from cityverse.store.temporal import ImportRow, Period, TimeWindow
 
@@ -198,7 +202,30 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
         assert len((await last_n())[TEMP].instances) == 100
         figures["aggregate_sensor_year"] = await latency(agg_year, args.repeat)
         figures["last_n"] = await latency(last_n, args.repeat)
-        for name in ("aggregate_100k", "aggregate_100k_raw", "aggregate_sensor_year", "last_n"):
+
+        # q over what the sensors were during one day (5.7.4): every sensor's states that
+        # day are its 288 readings and the one before the day began.
+        day = TimeWindow("observedAt", START + 200 * DAY, START + 201 * DAY)
+
+        def history_q(text: str) -> Callable[[], Awaitable[Any]]:
+            flt = EntityFilter(
+                type_names=frozenset({TYPE}), predicates=(parse_q(text, lambda n: VOCAB + n),)
+            )
+            return lambda: store.history_entities("", flt, limit=100, window=day)
+
+        none, some = history_q("temperature>30"), history_q("temperature>27.95")
+        assert not (await none()).entities and (await some()).entities
+        figures["history_q_none"] = await latency(none, args.repeat)
+        figures["history_q_some"] = await latency(some, args.repeat)
+        figures["history_q_some"]["matched"] = len((await some()).entities)
+        for name in (
+            "aggregate_100k",
+            "aggregate_100k_raw",
+            "aggregate_sensor_year",
+            "last_n",
+            "history_q_none",
+            "history_q_some",
+        ):
             f = figures[name]
             print(f"{name}: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms", flush=True)
     finally:

@@ -8,13 +8,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from cityverse.api.app import create_app
 from cityverse.broker.request import Broker
+from cityverse.demo.city import DEFAULT_SEED, generate
+from cityverse.demo.hydraulics import HydraulicTables, simulate
 from cityverse.demo.service import HttpPublisher
+from cityverse.demo.story import LEAK_PIPE
 from cityverse.ingest.iot.agent import IotAgent
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore
@@ -72,3 +77,15 @@ async def serving(store: EntityStore, tmp_path: Path) -> AsyncIterator[Server]:
     finally:
         for service in reversed(services):
             await service.stop()
+
+
+@pytest.fixture(scope="module")
+def city() -> list[dict[str, Any]]:
+    """The demo city's entities (one generation per test module)."""
+    return generate(DEFAULT_SEED)
+
+
+@pytest.fixture(scope="module")
+def tables() -> HydraulicTables:
+    """The hydraulic tables of the story's leak (one simulation per test module)."""
+    return simulate(LEAK_PIPE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import pytest
 from shapely.geometry import shape
 
 from cityverse.demo.city import DEFAULT_SEED, generate
@@ -14,11 +13,6 @@ from cityverse.demo.load import is_empty, load_city
 from cityverse.store.base import DEFAULT_TENANT, EntityFilter, EntityStore
 
 SDM = "https://smartdatamodels.org/"
-
-
-@pytest.fixture(scope="module")
-def city() -> list[dict[str, Any]]:
-    return generate(DEFAULT_SEED)
 
 
 def test_same_seed_same_city(city: list[dict[str, Any]]) -> None:

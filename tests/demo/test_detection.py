@@ -16,7 +16,7 @@ from cityverse.demo import iot, water
 from cityverse.demo.city import DEFAULT_SEED
 from cityverse.demo.detection import Found, LeakWatch, hour_floor
 from cityverse.demo.devices import Devices
-from cityverse.demo.hydraulics import HydraulicTables, simulate
+from cityverse.demo.hydraulics import HydraulicTables
 from cityverse.demo.load import load_city
 from cityverse.demo.story import LEAK_PIPE, Story
 from cityverse.store.base import EntityStore
@@ -34,11 +34,6 @@ def network() -> list[dict[str, Any]]:
     """The demo's water network and its sensors' Devices (the rest of the town is not
     needed here)."""
     return water.water_twin_importer()
-
-
-@pytest.fixture(scope="module")
-def tables() -> HydraulicTables:
-    return simulate(LEAK_PIPE)
 
 
 async def _sensors(server: Server, network: list[dict[str, Any]]) -> None:

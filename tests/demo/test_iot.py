@@ -5,17 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 
 from cityverse.demo import iot
-from cityverse.demo.city import DEFAULT_SEED, generate
 from cityverse.ingest.iot import jsonpayload, ultralight
 from cityverse.ingest.iot.provisioning import parse_device, parse_group
-
-
-@pytest.fixture(scope="module")
-def city() -> list[dict[str, Any]]:
-    return generate(DEFAULT_SEED)
 
 
 def test_every_device_of_the_city_is_provisioned_on_its_entity(city: list[dict[str, Any]]) -> None:

@@ -10,26 +10,15 @@ import pytest
 
 from cityverse.core.entity import format_utc
 from cityverse.demo import iot, sun
-from cityverse.demo.city import DEFAULT_SEED, generate
 from cityverse.demo.clock import DemoClock, demo_start, morning_of
 from cityverse.demo.devices import Devices, Message
 from cityverse.demo.frame import BERKANE
-from cityverse.demo.hydraulics import HydraulicTables, simulate
-from cityverse.demo.story import DETECTION_ALLOWANCE, LEAK_PIPE, SPAN, Story
+from cityverse.demo.hydraulics import HydraulicTables
+from cityverse.demo.story import DETECTION_ALLOWANCE, SPAN, Story
 from cityverse.demo.water import sensors
 from tests.demo.conftest import FixedClock
 
 MIDSUMMER = datetime(2026, 6, 21, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def city() -> list[dict[str, Any]]:
-    return generate(DEFAULT_SEED)
-
-
-@pytest.fixture(scope="module")
-def tables() -> HydraulicTables:
-    return simulate(LEAK_PIPE)
 
 
 def test_the_clock_replays_fast_then_runs_live_never_ahead() -> None:

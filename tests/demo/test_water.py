@@ -15,7 +15,6 @@ import pytest
 
 from cityverse.api.app import create_app
 from cityverse.demo import iot
-from cityverse.demo.city import DEFAULT_SEED, generate
 from cityverse.demo.devices import Devices
 from cityverse.demo.hydraulics import simulate
 from cityverse.demo.load import load_city
@@ -27,11 +26,6 @@ from cityverse.twins.water import model
 from tests.demo.conftest import serving
 
 W = "/cityverse/v1/water"
-
-
-@pytest.fixture(scope="module")
-def city() -> list[dict[str, Any]]:
-    return generate(DEFAULT_SEED)
 
 
 @pytest.fixture

@@ -380,6 +380,64 @@ async def test_predicates_read_states_not_instances(store: Any) -> None:
     assert await matching(store, q('temperature>20;status=="parked"'), start=START) == [car]
 
 
+async def test_numeric_q_asked_of_the_store_first_keeps_its_meaning(store: Any) -> None:
+    """A numeric q term is first tested in SQL on the window's numbers; that test only
+    ever rules out, so the reading before the window, values held in no number column
+    (a JsonProperty's number, a string) and ranges still match as they should."""
+    opened = "urn:ngsi-ld:Sensor:n-opened"  # 35 before the window, then cooler inside
+    large = "urn:ngsi-ld:Sensor:n-large"  # 40 inside, as a JsonProperty
+    text = "urn:ngsi-ld:Sensor:n-text"  # "hot" inside: not a number, never > 30
+    cool = "urn:ngsi-ld:Sensor:n-cool"
+    ranged = "urn:ngsi-ld:Sensor:n-range"  # 33.5 inside
+    readings = {
+        opened: [35, 20, 21],
+        large: [20, {"type": "JsonProperty", "json": 40}, 21],
+        text: [20, "hot", 21],
+        cool: [20, 25, 30],
+        ranged: [20, 33.5, 21],
+    }
+    for sensor, values in readings.items():
+        await store.append_history(
+            "",
+            sensor,
+            [SENSOR],
+            {TEMP: [_reading(v, START + n * HOUR) for n, v in enumerate(values)]},
+        )
+    window = {"start": START + HOUR - 1, "end": START + 3 * HOUR}
+    assert await matching(store, q("temperature>30"), **window) == [opened, large, ranged]
+    later = {"start": START + HOUR + 1, "end": START + 3 * HOUR}
+    assert await matching(store, q("temperature>30"), **later) == [large, ranged]
+    assert await matching(store, q("temperature>34"), **window) == [opened, large]
+    assert await matching(store, q("temperature==33..34"), **window) == [ranged]
+    assert await matching(store, q("temperature<=20;temperature>19"), **window) == [
+        opened,
+        large,
+        text,
+        cool,
+        ranged,
+    ]
+    assert await matching(store, q('temperature=="hot"'), **window) == [text]
+    assert await matching(store, q("temperature>1e30"), **window) == []
+
+
+def _reading(value: Any, observed: int) -> Instance:
+    if isinstance(value, dict):
+        return {**value, "observedAt": at(observed)}
+    return prop(value, observed)
+
+
+def test_screens_are_the_numeric_terms_every_state_needs() -> None:
+    from cityverse.store.states import screens_of
+
+    root = q('temperature>1;(status<2|level==3);level.unit>4;status=="x";level==1..5')
+    screens = screens_of([root])
+    assert [(s.attr, s.condition, s.params) for s in screens] == [
+        (TEMP, "num > ?", (1,)),
+        (LEVEL, "num BETWEEN ? AND ?", (1, 5)),
+    ]
+    assert screens_of([q("temperature>1|level<2"), q("temperature==true")]) == ()
+
+
 async def test_q_on_instance_times(store: Any) -> None:
     """A q that reads an instance's observedAt tells apart states of equal values."""
     sid = "urn:ngsi-ld:Sensor:t"

@@ -22,6 +22,8 @@ Each kind starts at its first grid time from ``since`` (the clock's start). What
 water sensors logged before (``logged``: the leak-free week the twin's leak detection
 learns from) is history, not news: the demo adds it to the twin's history as such
 (the temporal API), so that it neither changes the current state nor notifies anyone.
+On a restart, each water sensor goes on after its last reading in the store
+(``stored``), in its log as live, so that its history holds each moment once.
 
 Nothing here does I/O or reads a clock: the caller passes the moment, so tests drive
 it with a fixed clock.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,6 +130,7 @@ class Devices:
         seed: int,
         *,
         since: datetime | None = None,
+        stored: Mapping[tuple[str, str], datetime] | None = None,
     ) -> None:
         self.tables = tables
         self.story = story
@@ -163,6 +167,9 @@ class Devices:
             if (sensor.entity_id, sensor.kind) in sensor_devices
         ]
         """The water sensors and their Devices' ids."""
+        self.stored = dict(stored or {})
+        """(element id, property) -> a water sensor's last reading in the store: it reads
+        nothing again up to then, neither in its log nor live."""
         self._next: dict[str, datetime] = {}
         """The next grid time of each kind (without one: its first step's moment, floored)."""
         if since is not None:
@@ -191,18 +198,28 @@ class Devices:
         return list(out.values())
 
     def logged(self, start: datetime, end: datetime) -> list[Logged]:
-        """What the water sensors read every 5 minutes from ``start`` until before ``end``."""
+        """What the water sensors read every 5 minutes from ``start`` until before
+        ``end``, each after its last stored reading."""
         out = [
             Logged(sensor.entity_id, sensor.kind, _UNITS[sensor.kind], device)
             for sensor, device in self.sensors
         ]
+        after = self._after()
         at = _ceil(start, WATER_PERIOD)
+        if all(last is not None for last in after):
+            # Every sensor has read until some moment: no need to read the time before.
+            at = max(at, _floor(min(filter(None, after)), WATER_PERIOD) + WATER_PERIOD)
         while at < end:
             stamp = format_utc(at)
-            for record, value in zip(out, self._readings(at), strict=True):
-                record.readings.append((stamp, value))
+            for record, value, last in zip(out, self._readings(at), after, strict=True):
+                if last is None or at > last:
+                    record.readings.append((stamp, value))
             at += WATER_PERIOD
         return out
+
+    def _after(self) -> list[datetime | None]:
+        """Each water sensor's last stored reading (None: none)."""
+        return [self.stored.get((sensor.entity_id, sensor.kind)) for sensor, _ in self.sensors]
 
     def _due(self, kind: str, moment: datetime, period: timedelta) -> list[datetime]:
         """The grid times of ``kind`` from its next one up to ``moment``."""
@@ -228,9 +245,11 @@ class Devices:
 
     def _water(self, at: datetime) -> list[tuple[str, Measures]]:
         kind = iot.KINDS["water"]
+        readings = zip(self.sensors, self._readings(at), self._after(), strict=True)
         return [
             (iot.device_id("water", device), {kind.attribute(sensor.kind).object_id: value})
-            for (sensor, device), value in zip(self.sensors, self._readings(at), strict=True)
+            for (sensor, device), value, last in readings
+            if last is None or at > last
         ]
 
     def _weather(self, at: datetime) -> list[tuple[str, Measures]]:

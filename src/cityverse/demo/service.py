@@ -15,7 +15,8 @@ run, so that the dashboard's KPIs have one to show.
 
 The clock replays the story's morning (``story.demo_start``) fast and then runs live;
 a restart on a store the demo already played resumes after its last weather
-observation instead, so that the history holds each moment once.
+observation instead, and each water sensor after its last reading in the history
+(logged or live: ``last_water_readings``), so that the history holds each moment once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import httpx
 import orjson
 
 from cityverse.broker.request import Broker
+from cityverse.broker.temporal import history
+from cityverse.core.errors import OperationNotSupported
 from cityverse.demo import iot, water
 from cityverse.demo.city import DEFAULT_SEED, WEATHER, WEATHER_STATION, generate
 from cityverse.demo.clock import DemoClock, demo_start, utc_now
@@ -42,6 +45,7 @@ from cityverse.demo.load import is_empty, load_city
 from cityverse.demo.story import HISTORY, LEAK_PIPE, SPAN, Story
 from cityverse.settings import Settings
 from cityverse.store.base import DEFAULT_TENANT
+from cityverse.store.temporal import TimeWindow
 from cityverse.twins.water.model import SDM_CONTEXT
 
 log = logging.getLogger("cityverse.demo")
@@ -53,6 +57,9 @@ PARALLEL = 16
 MEASURES_PER_MESSAGE = 500
 """Most measures in one message (a tick covering hours of city time sends several)."""
 DEVICES_PER_REQUEST = 500
+LAST_READINGS = 10
+"""Most instances read to find a water sensor's last reading: the newest of each
+datasetId of its attribute (the sensor's, and the twin's simulated one)."""
 WATER_API = "/cityverse/v1/water"
 
 
@@ -220,6 +227,17 @@ def _report(response: httpx.Response) -> None:
         )
 
 
+def _utc(raw: Any) -> datetime | None:
+    """An ISO 8601 time with its offset (None: not one)."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def self_url(settings: Settings) -> str:
     """The URL at which the server reaches itself."""
     host = settings.host
@@ -273,27 +291,51 @@ class DemoService:
 
     async def last_observation(self) -> datetime | None:
         """When the weather station last reported in the store (a previous run's last tick)."""
-        return await self._observed(WEATHER_STATION, WEATHER, "dateObserved", value=True)
+        return await self._observed(WEATHER_STATION, WEATHER, "dateObserved")
 
-    async def last_water_reading(self) -> datetime | None:
-        """When the first water sensor last read, per the store (None: never)."""
-        sensor = water.sensors()[0]
-        return await self._observed(sensor.entity_id, water.CONTEXT, sensor.kind)
+    async def last_water_readings(self) -> dict[tuple[str, str], datetime]:
+        """When each water sensor last read, per the store's history: (element id,
+        property) -> observedAt; a sensor that never read is left out.
 
-    async def _observed(
-        self, entity_id: str, context: Any, attr: str, *, value: bool = False
-    ) -> datetime | None:
+        The history, not the current entities: the logged week is only there (the
+        current state holds nothing until the first live reading). The twin's own
+        instances (a simulation's, with a datasetId) are not readings.
+        """
+        try:
+            store = history(self.broker)
+        except OperationNotSupported:
+            return {}
+        resolved = await self.broker.contexts.resolve(water.CONTEXT)
+        out = {}
+        for sensor in water.sensors():
+            name = resolved.expand(sensor.kind)
+            found = await store.instances(
+                DEFAULT_TENANT,
+                sensor.entity_id,
+                frozenset({name}),
+                TimeWindow("observedAt"),
+                last_n=1,
+                limit=LAST_READINGS,
+            )
+            series = found.get(name)
+            times = [
+                when
+                for instance in (series.instances if series is not None else [])
+                if "datasetId" not in instance
+                and (when := _utc(instance.get("observedAt"))) is not None
+            ]
+            if times:
+                out[(sensor.entity_id, sensor.kind)] = max(times)
+        return out
+
+    async def _observed(self, entity_id: str, context: Any, attr: str) -> datetime | None:
+        """The value of an entity's attribute, as a time (None: no such time)."""
         entity = await self.broker.store.get(DEFAULT_TENANT, entity_id)
         if entity is None:
             return None
         resolved = await self.broker.contexts.resolve(context)
         instances = entity["attrs"].get(resolved.expand(attr)) or [{}]
-        raw = instances[0].get("value" if value else "observedAt")
-        try:
-            observed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return observed if observed.tzinfo is not None else None
+        return _utc(instances[0].get("value"))
 
     async def start(self) -> None:
         """Load the city if the store is empty, prepare the devices, start playing."""
@@ -316,21 +358,22 @@ class DemoService:
             resume = await self.last_observation()
         now = self.wall()
         story = self.story = Story(start=demo_start(now, SPAN), history=self.history)
-        start = resume if resume is not None and story.start < resume < now else story.start
+        # A resumed run's devices go on after what they sent at ``start``; each water
+        # sensor after its own last reading in the store, whether logged or live (a
+        # stop may come in the middle of the log's upload or of a round of readings).
+        if resume is not None and story.start < resume < now:
+            start, first = resume, resume + timedelta(seconds=1)
+        else:
+            start = first = story.start
         speed = self.settings.demo_speed
         self.clock = DemoClock(start, speed, monotonic=self.monotonic, wall=self.wall)
         log.info("demo clock: from %s at %gx, then live", start, speed)
         tables = await asyncio.to_thread(simulate, story.leak_pipe or LEAK_PIPE)
-        # A resumed run's devices go on after what they sent at ``start``.
-        first = start if resume is None else start + timedelta(seconds=1)
-        self.devices = Devices(entities, tables, story, self.seed, since=first)
-        # What the water sensors logged since their last reading in the store, or their
-        # whole week before the morning, until the clock's start.
-        last = await self.last_water_reading()
-        since = story.history_from if last is None else max(last, story.history_from)
-        if last is not None:
-            since += timedelta(seconds=1)
-        self.logged = await asyncio.to_thread(self.devices.logged, since, first)
+        stored = await self.last_water_readings()
+        self.devices = Devices(entities, tables, story, self.seed, since=first, stored=stored)
+        # What the water sensors logged in the week before the morning, until the
+        # clock's start, that the store does not hold yet.
+        self.logged = await asyncio.to_thread(self.devices.logged, story.history_from, first)
         self.provisioning = iot.provisioning(entities)
         self.watch = LeakWatch(
             self.broker.store, water.NETWORK, since=story.history_from, train=story.history

@@ -679,6 +679,16 @@ async def _selected(
     if verdict is not None:
         return verdict
     series = await _series(conn, tenant, candidate.id, search.attrs)
+    for screen in search.screens:
+        if not await _any_row(
+            conn,
+            [
+                read
+                for sid, _, _ in series.get(screen.attr, ())
+                for read in search.screen_reads(sid, screen)
+            ],
+        ):
+            return False
     fetched = []
     for found in series.values():
         for sid, _, _ in found:
@@ -686,6 +696,15 @@ async def _selected(
                 cursor = await conn.execute(*_pg(statement, params))
                 fetched.append((kind, sid, await cursor.fetchall()))
     return search.verdict(candidate, series, fetched)
+
+
+async def _any_row(conn: Conn, reads: list[tuple[str, tuple[Any, ...]]]) -> bool:
+    """Whether any of the statements gives a row (stopping at the first that does)."""
+    for statement, params in reads:
+        cursor = await conn.execute(*_pg(statement, params))
+        if await cursor.fetchone() is not None:
+            return True
+    return False
 
 
 def _pg(statement: str, params: Any) -> tuple[bytes, Any]:

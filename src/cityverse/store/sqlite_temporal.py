@@ -824,6 +824,13 @@ def _selected(
     if verdict is not None:
         return verdict
     series = _series(conn, tenant, candidate.id, search.attrs)
+    for screen in search.screens:
+        if not any(
+            conn.execute(statement, params).fetchone()
+            for sid, _, _ in series.get(screen.attr, ())
+            for statement, params in search.screen_reads(sid, screen)
+        ):
+            return False
     fetched = [
         (kind, sid, conn.execute(statement, params).fetchall())
         for found in series.values()

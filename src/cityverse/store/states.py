@@ -25,7 +25,17 @@ in the window, even if they are slower now::
     verdict = search.verdict(candidate, series, fetched)
 
 The current entity is one more state when the window reaches the present; it answers
-first, so that an entity that matches now costs no history read. (A state rebuilt from
+first, so that an entity that matches now costs no history read. Then ``screens``: a
+numeric comparison that every state must satisfy (a q term like ``temperature>30``,
+alone or joined by ``;``) is first asked of the store in SQL, on the attribute's
+numbers in the window and the one before it; an entity none of whose instances could
+satisfy it is out without its states being built (instances whose value is not a
+number held apart answer "maybe")::
+
+    for screen in search.screens:
+        if not any(run(sql, params) for sid in sids_of(screen.attr)
+                   for sql, params in search.screen_reads(sid, screen)):
+            ...  # the entity does not match (A state rebuilt from
 history lacks the entity's own createdAt and modifiedAt, which q may name.) Only the
 attributes
 the predicates read are rebuilt (a q expression's attribute names, a geo-query's
@@ -37,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cityverse.core.geo import GeoQuery
 from cityverse.core.model import Entity, Instance
@@ -48,6 +58,7 @@ from cityverse.core.query import (
     NotExists,
     Or,
     QueryExpr,
+    Range,
     ScopeExpr,
     TypeExpr,
 )
@@ -85,6 +96,57 @@ def attributes_read(predicate: Predicate) -> frozenset[str] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Screen:
+    """A test every matching state passes: some instance of ``attr`` in the window (or
+    the one before it) has a number for which ``condition`` (SQL on ``num``) holds, or
+    holds no number apart."""
+
+    attr: str
+    condition: str
+    params: tuple[int | float, ...]
+
+
+_SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "="}
+
+
+def screens_of(predicates: Iterable[Predicate]) -> tuple[Screen, ...]:
+    """The screens the predicates imply: their numeric comparisons of an attribute's
+    value that all of a state's predicates require (a q root, or a term of its ``;``)."""
+    out: list[Screen] = []
+    for predicate in predicates:
+        if not isinstance(predicate, QueryExpr):
+            continue
+        root = predicate.root
+        for term in root.terms if isinstance(root, And) else (root,):
+            screen = _screen(term)
+            if screen is not None:
+                out.append(screen)
+    return tuple(out)
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    """A JSON number (not a boolean, which Python counts as an int)."""
+    return type(value) is int or type(value) is float
+
+
+def _screen(term: Any) -> Screen | None:
+    if not isinstance(term, Comparison) or term.op not in _SQL_OPS:
+        return None
+    path = term.path
+    if path.sub or path.meta is not None or path.keys or path.member:
+        return None
+    value = term.value
+    if isinstance(value, Range) and term.op == "==":
+        low, high = value.low, value.high
+        if _number(low) and _number(high):
+            return Screen(path.attr, "num BETWEEN ? AND ?", (low, high))
+        return None
+    if not _number(value):
+        return None
+    return Screen(path.attr, f"num {_SQL_OPS[term.op]} ?", (value,))
+
+
+@dataclass(frozen=True, slots=True)
 class StateSearch:
     """The test of one query's filter on the entities with history (see the module)."""
 
@@ -97,6 +159,8 @@ class StateSearch:
     """The predicates that read no attribute (tested once, on the entity alone)."""
     by_value: bool = False
     """True when no predicate reads instance times: a state is then known by its values."""
+    screens: tuple[Screen, ...] = ()
+    """Tests in SQL that a matching entity passes (see the module)."""
 
     @classmethod
     def of(cls, flt: EntityFilter, window: TimeWindow | None, *, now: int) -> StateSearch:
@@ -113,7 +177,15 @@ class StateSearch:
                 reads |= names
         attrs = None if reads is None else frozenset(reads)
         by_value = not any(_reads_times(p) for p in flt.predicates)
-        return cls(flt, window or TimeWindow(), now, attrs, tuple(on_entity), by_value)
+        return cls(
+            flt,
+            window or TimeWindow(),
+            now,
+            attrs,
+            tuple(on_entity),
+            by_value,
+            screens_of(flt.predicates),
+        )
 
     def quick(self, candidate: HistoryEntity, current: Entity | None) -> bool | None:
         """The verdict without reading history, or None when history must answer."""
@@ -142,24 +214,8 @@ class StateSearch:
     def reads(self, sid: int) -> list[tuple[str, str, tuple[int, ...]]]:
         """The reads of one series: (``opening`` or ``inside``, statement with ``?``
         placeholders, parameters); ``pg()`` turns them into PostgreSQL's."""
-        column = COLUMNS[self.window.prop]
-        lo = self.window.start
-        hi = MAX_TIME if self.window.end is None else self.window.end
-        if column == "observed":
-            # Instances without observedAt (kept at NO_TIME) count at their modifiedAt:
-            # one read on the index for the others, one for them.
-            timed = (_SELECT.format(time="observed") + " WHERE sid = ? AND ", (sid,))
-            untimed = (
-                _SELECT.format(time="modified") + " WHERE sid = ? AND observed = ? AND ",
-                (sid, NO_TIME),
-            )
-            sources = [("observed", *timed), ("modified", *untimed)]
-        else:
-            time = f"coalesce({column}, modified)"
-            sources = [(time, _SELECT.format(time=time) + " WHERE sid = ? AND ", (sid,))]
         out: list[tuple[str, str, tuple[int, ...]]] = []
-        for time, select, params in sources:
-            floor = NO_TIME + 1 if time == "observed" else NO_TIME
+        for time, select, params, floor, lo, hi in self._sources(sid):
             if lo is not None:
                 out.append(
                     (
@@ -177,6 +233,60 @@ class StateSearch:
                 )
             )
         return out
+
+    def screen_reads(self, sid: int, screen: Screen) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements, each giving a row when an instance of the series in the window
+        (or the one before it) may pass ``screen``."""
+        maybe = f"(num IS NULL OR {screen.condition})"
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        for time, select, params, floor, lo, hi in self._sources(sid):
+            if lo is not None:
+                opening = (
+                    f"{select}{time} >= ? AND {time} < ? ORDER BY {time} DESC, iid DESC LIMIT 1"
+                )
+                out.append(
+                    (
+                        f"SELECT 1 FROM ({opening}) AS o WHERE {maybe}",
+                        (*params, floor, lo, *screen.params),
+                    )
+                )
+            out.append(
+                (
+                    f"{select}{time} >= ? AND {time} < ? AND {maybe} LIMIT 1",
+                    (*params, max(floor, NO_TIME if lo is None else lo), hi, *screen.params),
+                )
+            )
+        return out
+
+    def _sources(self, sid: int) -> list[tuple[str, str, tuple[int, ...], int, int | None, int]]:
+        """Per kind of instance: (time expression, select up to WHERE, its parameters,
+        lowest time, window start, window end)."""
+        column = COLUMNS[self.window.prop]
+        lo = self.window.start
+        hi = MAX_TIME if self.window.end is None else self.window.end
+        if column == "observed":
+            # Instances without observedAt (kept at NO_TIME) count at their modifiedAt:
+            # one read on the index for the others, one for them.
+            return [
+                (
+                    "observed",
+                    _SELECT.format(time="observed") + " WHERE sid = ? AND ",
+                    (sid,),
+                    NO_TIME + 1,
+                    lo,
+                    hi,
+                ),
+                (
+                    "modified",
+                    _SELECT.format(time="modified") + " WHERE sid = ? AND observed = ? AND ",
+                    (sid, NO_TIME),
+                    NO_TIME,
+                    lo,
+                    hi,
+                ),
+            ]
+        time = f"coalesce({column}, modified)"
+        return [(time, _SELECT.format(time=time) + " WHERE sid = ? AND ", (sid,), NO_TIME, lo, hi)]
 
     def verdict(
         self,
