@@ -505,11 +505,31 @@ async def _entities(
 
 
 async def _add_to_rollups(conn: Conn, rows: list[tuple[int, int, int | float | None]]) -> None:
+    """Add new (sid, observed, number) rows to the rollups: summed in SQL from three
+    arrays, one statement per rollup table, rather than a row of parameters per bucket."""
     if not rows:
         return
-    async with conn.cursor() as cursor:
-        for table, params in ts.increments(rows).items():
-            await cursor.executemany(ts.pg(ts.UPSERTS[table]), params)
+    sids = [row[0] for row in rows]
+    times = [row[1] for row in rows]
+    # The number column is a double: an integer is one too (psycopg wants one type).
+    numbers = [None if row[2] is None else float(row[2]) for row in rows]
+    for statement in _ROLLUP_FROM_ARRAYS.values():
+        await conn.execute(statement, (sids, times, numbers))
+
+
+_ROLLUP_FROM_ARRAYS = {
+    table: ts.pg(
+        ts.UPSERT_ROLLUP.format(table=table).replace(
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"SELECT sid, {ts.floor_sql('observed', unit)} AS b, count(*), count(num), "
+            "coalesce(sum(num), 0), coalesce(sum(num * num), 0), min(num), max(num) "
+            "FROM unnest(?::bigint[], ?::bigint[], ?::float8[]) AS r (sid, observed, num) "
+            "GROUP BY sid, b",
+        )
+    ).encode()
+    for table, unit in ts.ROLLUP_TABLES
+}
+"""Per rollup table, the upsert of the figures of (sids, observed times, numbers)."""
 
 
 async def _rebuild(conn: Conn, sid: int, lo: int, hi: int) -> None:
