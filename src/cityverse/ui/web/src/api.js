@@ -1,11 +1,17 @@
 // The dashboard's only way to the server: the standard NGSI-LD API, plus the optional
-// live stream and water twin endpoints, each a single constant here.
+// live stream, water twin and "who am I" endpoints, each a single constant here. Every
+// request carries the signed-in person's credential (`useCredential`) in its
+// Authorization header, never in its URL.
+
+import { eventStream } from './sse.js';
 
 export const NGSI = '/ngsi-ld/v1';
 /** The live stream of entity changes (Server-Sent Events; `type` and `options` select). */
 export const STREAM_URL = '/cityverse/v1/stream';
 /** The water twin's API (see docs/water.md). */
 export const WATER_API = '/cityverse/v1/water';
+/** Who the server takes the caller for, and its roles (see docs/security.md). */
+export const WHOAMI_URL = '/cityverse/v1/security/whoami';
 
 const PAGE = 1000;
 const PARALLEL = 4;
@@ -48,24 +54,93 @@ export class HttpError extends Error {
   constructor(status, detail) {
     super(detail || `HTTP ${status}`);
     this.status = status;
+    this.detail = detail;
   }
+}
+
+let credential = null;
+const refusalListeners = [];
+
+/** Send `token` (an API key or an OIDC access token) with every request from now on;
+ * null: call anonymously. */
+export function useCredential(token) {
+  credential = token || null;
+}
+
+/** The credential requests carry now, or null. */
+export function currentCredential() {
+  return credential;
+}
+
+function authorization(token) {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Run `fn(error, token)` whenever the server answers 401 or 403: `token` is the
+ * credential the refused request carried (null: none), so that a listener can tell a
+ * refusal of the credential in use from a late answer to one used before.
+ */
+export function onRefused(fn) {
+  refusalListeners.push(fn);
+}
+
+async function problemDetail(response) {
+  try {
+    const problem = await response.json();
+    return problem.detail || problem.title || response.statusText;
+  } catch {
+    return response.statusText;
+  }
+}
+
+/** A non-2xx answer as an HttpError; the listeners hear of refusals. */
+async function failure(response, token) {
+  const error = new HttpError(response.status, await problemDetail(response));
+  if (response.status === 401 || response.status === 403) {
+    for (const fn of refusalListeners) fn(error, token);
+  }
+  return error;
+}
+
+/** fetch() with the credential in use (or `token`); a non-2xx answer throws HttpError. */
+export async function request(url, init = {}, token = credential) {
+  const response = await fetch(url, { ...init, headers: { ...init.headers, ...authorization(token) } });
+  if (!response.ok) throw await failure(response, token);
+  return response;
 }
 
 /** Fetch JSON; a non-2xx answer throws HttpError with the ProblemDetails' detail. */
 export async function getJson(url, headers = {}, init = {}) {
-  const response = await fetch(url, { ...init, headers: { Accept: 'application/json', ...headers } });
-  if (!response.ok) {
-    let detail = '';
-    try {
-      const problem = await response.json();
-      detail = problem.detail || problem.title || '';
-    } catch {
-      detail = response.statusText;
-    }
-    throw new HttpError(response.status, detail);
-  }
+  const response = await request(url, { ...init, headers: { Accept: 'application/json', ...headers } });
   if (response.status === 204) return { body: null, response };
   return { body: await response.json(), response };
+}
+
+/** Who the server takes the bearer of `token` for: {subject, kind, name, tenant, roles, auth}. */
+export async function whoami(token = credential) {
+  const response = await request(WHOAMI_URL, { headers: { Accept: 'application/json' } }, token);
+  return response.json();
+}
+
+/**
+ * Follow the live stream (`query`: its URL parameters) with the credential in use, in
+ * its Authorization header. `onFail(status)`: the server would not open it (a refusal
+ * is also told to the `onRefused` listeners). Returns {close()}.
+ */
+export function liveStream(query, { onOpen, onEvent, onDrop, onFail }) {
+  const token = credential;
+  return eventStream(`${STREAM_URL}?${query}`, {
+    headers: () => authorization(token),
+    onOpen,
+    onEvent,
+    onDrop,
+    onFail: async (response) => {
+      if (response.ok) response.body?.cancel();
+      else await failure(response, token);
+      onFail?.(response.status);
+    },
+  });
 }
 
 /** The entity types the twin holds: [{iri, name, attributes}] (GS CIM 009 5.7.6). */
@@ -124,20 +199,11 @@ export async function entity(id, typeIri) {
 
 /** PATCH an entity with some attributes, adding those it lacks (Merge Entity, GS CIM 009 5.6.17). */
 export async function mergeEntity(id, typeIri, attrs) {
-  const response = await fetch(`${NGSI}/entities/${encodeURIComponent(id)}`, {
+  await request(`${NGSI}/entities/${encodeURIComponent(id)}`, {
     method: 'PATCH',
     headers: { ...headersFor(typeIri), 'Content-Type': 'application/json' },
     body: JSON.stringify(attrs),
   });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try {
-      detail = (await response.json()).detail || detail;
-    } catch {
-      // keep the status text
-    }
-    throw new HttpError(response.status, detail);
-  }
 }
 
 /**

@@ -1,17 +1,21 @@
 // The CityVerse dashboard: a map of the twin with a layer per domain, kept live by the
 // server's stream of changes, with time replay, an inspector, alerts and water panels.
+// What it shows is what the signed-in person (or, before sign-in, the public) may see:
+// signing in or out loads it all again.
 
 import * as maplibregl from 'maplibre-gl';
-import { attrsFor, entityTypes, featuresOfType, shortName, STREAM_URL } from './api.js';
+import { attrsFor, entityTypes, featuresOfType, liveStream, shortName } from './api.js';
+import { initSignIn } from './auth.js';
+import { eventParser } from './sse.js';
 import { initialLanguage, onLanguage, setLanguage, t } from './i18n.js';
 import { baseStyle, ensureLayer, LAYERS, layerForType, partIds, SDM_SUBJECTS, setVisible } from './layers.js';
-import { el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
+import { closeInspector, el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
 import {
-  bindMap, entities, entitiesOfLayer, flush, hold, onChange, putFeature, release, removeEntity, setShown,
-  updateAttrs,
+  bindMap, clearEntities, entities, entitiesOfLayer, flush, hold, onChange, putFeature, release, removeEntity,
+  setShown, updateAttrs,
 } from './state.js';
-import { chart, initTimeline } from './timeline.js';
-import { initWater } from './water.js';
+import { chart, initTimeline, resetTime } from './timeline.js';
+import { initWater, loadWater } from './water.js';
 
 const BERKANE = [-2.32, 34.92];
 const DEFAULT_VOCAB = 'https://uri.etsi.org/ngsi-ld/default-context/';
@@ -65,23 +69,14 @@ document.getElementById('view3d').addEventListener('click', (event) => {
   map.easeTo({ pitch: view3d ? 60 : 0, bearing: view3d ? -20 : 0, duration: 600 });
 });
 
-map.on('load', async () => {
+let mapLoaded = false;
+map.on('load', () => {
   if (softwareRendering()) lightenWhileMoving();
+  mapLoaded = true;
   renderLayerList();
-  // What is switched on first, drawn at once; the rest (for search and the counts) after.
-  const types = await loadTypes();
-  hold();
-  await loadAll(types.filter((type) => visible.get(type.layer.id)));
-  fitToCity();
-  release();
-  map.once('idle', () => performance.mark('cityverse-layers-drawn'));
-  document.body.dataset.ready = 'true';
-  openFromHash();
-  openStream();
-  await loadAll(types.filter((type) => !visible.get(type.layer.id)));
-  performance.mark('cityverse-all-loaded');
-  document.body.dataset.loaded = 'true';
+  loadTwin();
 });
+initSignIn({ onChange: reloadTwin });
 
 map.on('click', (event) => {
   const hits = map.queryRenderedFeatures(event.point, { layers: clickable.filter((id) => map.getLayer(id)) });
@@ -156,15 +151,60 @@ function lightenWhileMoving() {
 
 // ---------------------------------------------------------------- loading
 
+let loads = 0; // each load of the twin; a newer one (another person signed in) wins
+let firstLoad = true;
+
+/** Load the twin: what is switched on first, drawn at once; the rest (for search and the
+ * counts) after; the live stream in between. */
+async function loadTwin() {
+  const mine = ++loads;
+  document.body.dataset.loaded = 'false';
+  const types = await loadTypes(mine);
+  if (mine !== loads) return;
+  hold();
+  await loadAll(types.filter((type) => visible.get(type.layer.id)), mine);
+  if (mine !== loads) return; // the newer load holds and releases the map itself
+  fitToCity();
+  release();
+  if (firstLoad) {
+    firstLoad = false;
+    map.once('idle', () => performance.mark('cityverse-layers-drawn'));
+    document.body.dataset.ready = 'true';
+  }
+  openFromHash();
+  openStream();
+  await loadAll(types.filter((type) => !visible.get(type.layer.id)), mine);
+  if (mine !== loads) return;
+  performance.mark('cityverse-all-loaded');
+  document.body.dataset.loaded = 'true';
+}
+
+/** Someone signed in or out: forget what was shown and load what they may see. */
+function reloadTwin() {
+  stream?.close();
+  stream = null;
+  liveState = 'off';
+  setLiveText();
+  clearEntities();
+  typeIris.clear();
+  closeInspector();
+  resetTime();
+  loadWater();
+  if (mapLoaded) loadTwin();
+}
+
 /** The types the twin holds that a layer shows: [{iri, name, attributes, layer}]. */
-async function loadTypes() {
+async function loadTypes(mine) {
   let types;
   try {
     types = await entityTypes();
   } catch (error) {
-    document.getElementById('layers').append(el('li', { class: 'error', role: 'alert' }, t('failed', error.message)));
+    if (mine === loads) {
+      document.getElementById('layers').append(el('li', { class: 'error', role: 'alert' }, t('failed', error.message)));
+    }
     return [];
   }
+  if (mine !== loads) return [];
   const out = [];
   for (const type of types) {
     const layer = layerForType(type.name);
@@ -177,13 +217,14 @@ async function loadTypes() {
 }
 
 /** Load every entity of `types`, a few pages at a time, asking only for what is drawn. */
-async function loadAll(types) {
+async function loadAll(types, mine) {
   const jobs = types.map(({ iri, name, attributes, layer }) =>
     featuresOfType(iri, (page) => {
+      if (mine !== loads) return;
       for (const feature of page) putFeature(feature, iri, layer);
     }, attrsFor(iri, attributes, layer.attrs)).catch((error) => console.warn(`could not load ${name}: ${error.message}`)));
   await Promise.all(jobs);
-  renderLayerList();
+  if (mine === loads) renderLayerList();
 }
 
 function fitToCity() {
@@ -254,6 +295,7 @@ function toggle(layer, on) {
 // ---------------------------------------------------------------- live
 
 let liveState = 'off';
+let stream = null;
 
 function setLiveText() {
   const box = document.getElementById('live');
@@ -262,12 +304,14 @@ function setLiveText() {
     liveState === 'on' ? t('liveOn') : liveState === 'unavailable' ? t('liveUnavailable') : t('liveOff');
 }
 
-/** Follow the server's stream of changes: each notification updates the map at once. */
+/** Follow the server's stream of changes: each notification updates the map at once. The
+ * stream is read with fetch() so that it carries the signed-in person's credential in a
+ * header, and is opened again after a drop. */
 function openStream() {
-  if (typeof EventSource === 'undefined') return;
-  // EventSource sends no Link header: name every type by its full IRI, those the twin
-  // holds and, for a type it does not hold yet (an Alert to come), its Smart Data Models
-  // IRI and the default one.
+  stream?.close();
+  // One request has one @context: name every type by its full IRI, those the twin holds
+  // and, for a type it does not hold yet (an Alert to come), its Smart Data Models IRI
+  // and the default one.
   const iris = new Set();
   for (const layer of LAYERS) {
     for (const name of layer.types) {
@@ -277,30 +321,29 @@ function openStream() {
     }
   }
   const query = new URLSearchParams({ type: [...iris].join(','), options: 'keyValues' });
-  const source = new EventSource(`${STREAM_URL}?${query}`);
-  let opened = false;
-  source.onopen = () => {
-    opened = true;
-    liveState = 'on';
+  let mine = null; // a stream closed since (signed in or out) has nothing more to say
+  const live = (state) => {
+    if (stream !== mine) return;
+    liveState = state;
     setLiveText();
   };
-  source.onerror = () => {
-    // EventSource reconnects by itself after a drop; a stream that never opened is absent.
-    liveState = opened ? 'off' : 'unavailable';
-    if (!opened) source.close();
-    setLiveText();
-  };
-  const handle = (event) => {
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    applyNotification(message);
-  };
-  source.onmessage = handle;
-  source.addEventListener('notification', handle);
+  mine = stream = liveStream(query, {
+    onOpen: () => live('on'),
+    // Dropped: opened again after a delay.
+    onDrop: () => live('off'),
+    // Refused (the banner says why) or absent (a server without a stream).
+    onFail: (status) => live(status === 401 || status === 403 ? 'off' : 'unavailable'),
+    onEvent: (event) => {
+      if (stream !== mine || (event.type !== 'notification' && event.type !== 'message')) return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      applyNotification(message);
+    },
+  });
 }
 
 const ATTRIBUTE_TYPES = new Set(['Property', 'Relationship', 'GeoProperty', 'LanguageProperty',
@@ -336,3 +379,4 @@ export function applyNotification(message) {
   }
 }
 window.cityverse.applyNotification = applyNotification;
+window.cityverse.eventParser = eventParser;

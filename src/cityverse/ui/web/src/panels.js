@@ -28,6 +28,7 @@ function display(value) {
 // ---------------------------------------------------------------- inspector
 
 let current = null; // { id, typeIri, body }
+let asked = 0; // each entity asked for; a later one (or closing) makes an answer moot
 let chartAttr = () => {};
 let flyTo = () => {};
 
@@ -35,6 +36,14 @@ export function initInspector({ onChart, onFly }) {
   chartAttr = onChart;
   flyTo = onFly;
   window.addEventListener('hashchange', openFromHash);
+}
+
+/** Empty the inspector (what it showed may no longer be the person's to see). */
+export function closeInspector() {
+  current = null;
+  asked += 1;
+  document.getElementById('inspector').replaceChildren(
+    el('p', { class: 'muted', 'data-i18n': 'pickEntity' }, t('pickEntity')));
 }
 
 /** Open the entity named in the page's hash (#entity=urn:...), if any. */
@@ -48,13 +57,16 @@ export async function inspect(id) {
   const box = document.getElementById('inspector');
   const known = entities.get(id);
   box.replaceChildren(el('p', { class: 'muted' }, t('loading')));
+  const mine = ++asked;
   let body;
   try {
     body = await entity(id, known?.typeIri);
   } catch (error) {
+    if (mine !== asked) return;
     box.replaceChildren(el('p', { class: 'error', role: 'alert' }, t('failed', error.message)));
     return;
   }
+  if (mine !== asked) return;
   current = { id, typeIri: known?.typeIri ?? body.type, body };
   renderInspector();
   if (known?.feature.geometry) flyTo(known.feature.geometry);

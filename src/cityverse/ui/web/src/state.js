@@ -96,6 +96,14 @@ export function removeEntity(id) {
   markDirty(stored.layer.id, partOf(stored.layer.id, stored.feature.geometry));
 }
 
+/** Forget every entity (the person signed in or out: what they may see changed). */
+export function clearEntities() {
+  entities.clear();
+  replay.clear();
+  replaying = false;
+  for (const layer of LAYERS) markDirty(layer.id);
+}
+
 /** Show the twin's state as replayed from history: `states` is [{id, attrs}]. */
 export function setReplay(states) {
   replay.clear();

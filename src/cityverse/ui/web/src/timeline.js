@@ -94,6 +94,20 @@ export async function replayNow() {
   }
 }
 
+/** Back to the live state, and no chart: what they showed may no longer be the
+ * person's to see. */
+export function resetTime() {
+  slider().value = slider().max;
+  replayNow();
+  chartState = null;
+  plot?.destroy();
+  plot = null;
+  const box = document.getElementById('chart');
+  delete box.dataset.series;
+  delete box.dataset.points;
+  box.replaceChildren(el('p', { class: 'muted', 'data-i18n': 'pickAttribute' }, t('pickAttribute')));
+}
+
 /** Chart one attribute of an entity over the time window: measured and simulated series. */
 export async function chart(id, typeIri, attr) {
   chartState = { id, typeIri, attr };
@@ -102,7 +116,8 @@ export async function chart(id, typeIri, attr) {
 
 async function drawChart() {
   const box = document.getElementById('chart');
-  const { id, typeIri, attr } = chartState;
+  const asked = chartState;
+  const { id, typeIri, attr } = asked;
   box.replaceChildren(el('p', { class: 'muted' }, t('loading')));
   let series;
   try {
@@ -110,12 +125,14 @@ async function drawChart() {
     // be thousands of points for a chart a few hundred pixels wide.
     series = await attributeHistory(id, typeIri, attr, Date.now() - windowMs, { hourly: windowMs > DAY_MS });
   } catch (error) {
+    if (asked !== chartState) return;
     const text = error instanceof HttpError && (error.status === 404 || error.status === 501)
       ? t('replayUnavailable')
       : t('failed', error.message);
     box.replaceChildren(el('p', { class: 'muted' }, text));
     return;
   }
+  if (asked !== chartState) return; // another chart was asked for, or none any more
   series = series.filter((s) => s.points.length);
   if (!series.length) {
     box.replaceChildren(el('p', { class: 'muted' }, t('noHistory')));

@@ -28,6 +28,7 @@ let network = null; // the network's name, or null without a water API / network
 let kpis = null;
 let lastComparison = null;
 let running = false;
+let loads = 0; // each load of the panels; a newer one (another person signed in) wins
 
 function fmt(value) {
   if (typeof value !== 'number') return '–';
@@ -45,23 +46,36 @@ function pct(value) {
 
 export async function initWater() {
   onLanguage(render);
+  await loadWater();
+}
+
+/** Load the panels (again, after a sign-in or sign-out: what they show is the caller's). */
+export async function loadWater() {
+  const mine = ++loads;
+  let found = null;
+  let baseline = null;
   try {
     const { body } = await getJson(`${WATER_API}/networks`);
     const first = Array.isArray(body) ? body[0] : null;
-    network = first ? String(first.id).split(':').pop() : null;
-    if (network) await loadKpis();
+    found = first ? String(first.id).split(':').pop() : null;
+    if (found) baseline = await baselineKpis(found);
   } catch {
-    network = null;
+    found = null;
   }
+  if (mine !== loads) return;
+  network = found;
+  kpis = baseline;
+  lastComparison = null;
   render();
-  if (network && !kpis) waitForBaseline();
+  if (network && !kpis) waitForBaseline(mine);
 }
 
 // A baseline run may be on its way (the demo asks for one as it starts): look again now
 // and then, for a few minutes, until one is there.
-async function waitForBaseline(tries = 36) {
+async function waitForBaseline(mine, tries = 36) {
   for (let i = 0; i < tries && !kpis; i += 1) {
     await new Promise((resolve) => setTimeout(resolve, 5000));
+    if (mine !== loads) return;
     try {
       await loadKpis();
     } catch {
@@ -71,11 +85,17 @@ async function waitForBaseline(tries = 36) {
   }
 }
 
-/** The KPIs of the network's latest successful baseline run. */
-async function loadKpis() {
-  const { body } = await getJson(`${WATER_API}/networks/${encodeURIComponent(network)}/scenarios`);
+/** The KPIs of a network's latest successful baseline run, or null. */
+async function baselineKpis(name) {
+  const { body } = await getJson(`${WATER_API}/networks/${encodeURIComponent(name)}/scenarios`);
   const baselines = body.filter((row) => row.inputParameters?.kind === 'baseline' && row.outcome?.kpis?.network);
-  kpis = baselines.length ? baselines[baselines.length - 1].outcome.kpis.network : null;
+  return baselines.length ? baselines[baselines.length - 1].outcome.kpis.network : null;
+}
+
+async function loadKpis() {
+  const mine = loads;
+  const found = await baselineKpis(network);
+  if (mine === loads) kpis = found;
 }
 
 function render() {
@@ -118,6 +138,7 @@ function renderScenarios() {
 /** Run the chosen scenario and a baseline, wait for the job, and compare their KPIs. */
 async function run(key, result, button) {
   const preset = PRESETS.find((p) => p.key === key);
+  const mine = loads;
   running = true;
   button.disabled = true;
   result.replaceChildren(el('p', { class: 'muted' }, t('running')));
@@ -129,15 +150,19 @@ async function run(key, result, button) {
     });
     await waitForJob(response.headers.get('Location') || `${WATER_API}/jobs/${body.id}`);
     const ids = body.scenarios.join(',');
-    lastComparison = (await getJson(`${WATER_API}/compare?scenarios=${encodeURIComponent(ids)}`)).body;
+    const compared = (await getJson(`${WATER_API}/compare?scenarios=${encodeURIComponent(ids)}`)).body;
+    if (mine !== loads) return; // signed in or out meanwhile: the panel was drawn again
+    lastComparison = compared;
     await loadKpis();
     renderKpis();
     result.replaceChildren(comparison(lastComparison));
   } catch (error) {
+    if (mine !== loads) return;
     result.replaceChildren(el('p', { class: 'error', role: 'alert' }, t('failed', error.message)));
   } finally {
     running = false;
     button.disabled = false;
+    if (mine !== loads) renderScenarios();
   }
 }
 
