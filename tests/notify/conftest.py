@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,41 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+STOP_WITHIN = 20.0
+"""Seconds an app is given to stop: one that does not fails its test, naming what still
+runs, well before the suite's timeout."""
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette, stop_within: float = STOP_WITHIN) -> AsyncIterator[None]:
+    """The app's lifespan: started on entry, stopped on exit within ``stop_within`` s."""
+    context = app.router.lifespan_context(app)
+    await context.__aenter__()
+    try:
+        yield
+    finally:
+        stopping = asyncio.ensure_future(context.__aexit__(None, None, None))
+        # asyncio.wait, not wait_for: what still runs is listed before the stop is cancelled.
+        done, _ = await asyncio.wait({stopping}, timeout=stop_within)
+        if not done:
+            others = asyncio.all_tasks() - {stopping, asyncio.current_task()}
+            names = sorted({task.get_name() for task in others if not task.done()})
+            named = [name for name in names if not re.fullmatch(r"Task-\d+", name)]
+            stopping.cancel()
+            raise AssertionError(
+                f"the app did not stop within {stop_within:g} s; still running: "
+                f"{', '.join(named)} and {len(names) - len(named)} unnamed tasks"
+            )
+        stopping.result()
+
+
 @contextlib.asynccontextmanager
 async def running(
-    store: EntityStore, settings: Settings
+    store: EntityStore, settings: Settings, *, stop_within: float = STOP_WITHIN
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
     """The app over ``store`` with its lifespan run (store opened, services started)."""
     app = create_app(settings, store=store)
-    async with app.router.lifespan_context(app):
+    async with lifespan(app, stop_within):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
             yield c, app

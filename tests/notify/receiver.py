@@ -51,9 +51,15 @@ class Receiver:
     async def wait(self, count: int, timeout: float = 10.0) -> list[Any]:
         """The first ``count`` bodies; fails if they do not all arrive in time."""
         async with self._arrived:
-            await asyncio.wait_for(
-                self._arrived.wait_for(lambda: len(self.received) >= count), timeout
-            )
+            try:
+                await asyncio.wait_for(
+                    self._arrived.wait_for(lambda: len(self.received) >= count), timeout
+                )
+            except TimeoutError:
+                raise AssertionError(
+                    f"{len(self.received)} of {count} notifications arrived at {self.url} "
+                    f"within {timeout:g} s"
+                ) from None
         return self.bodies[:count]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,6 +19,7 @@ from cityverse.api.app import create_app
 from cityverse.security.policy import PUBLIC_READ
 from cityverse.settings import Settings
 from cityverse.store.base import EntityStore
+from tests.notify.conftest import lifespan
 from tests.notify.receiver import Receiver
 from tests.notify.test_delivery import E, S, free_port
 from tests.notify.test_stream import STREAM, events
@@ -87,7 +88,7 @@ async def _keys(app: Starlette) -> dict[str, str]:
 async def live(store: EntityStore, tmp_path: Path) -> AsyncIterator[Live]:
     """The secured app over ``store`` with its lifespan run (the notifier started)."""
     app = create_app(settings_for(tmp_path), store=store)
-    async with app.router.lifespan_context(app):
+    async with lifespan(app):
         keys = await _keys(app)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:

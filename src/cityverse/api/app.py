@@ -74,7 +74,7 @@ class Service(Protocol):
 
     class Retention:
         async def start(self) -> None: self.task = asyncio.create_task(self.loop())
-        async def stop(self) -> None: self.task.cancel()
+        async def stop(self) -> None: await cancel_and_wait([self.task], what="retention")
     """
 
     async def start(self) -> None: ...

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from typing import cast
 from cityverse.broker.request import Broker
 from cityverse.core.entity import NameMapper, valid_name
 from cityverse.core.errors import BadRequestData
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.core.temporal import Duration, parse_duration
 from cityverse.store.base import EntityStore
 from cityverse.store.temporal import TemporalStore
@@ -124,7 +124,5 @@ class Retention:
         """Stop the runs, waiting for one under way to be cancelled."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait([self._task], what="retention")
         self._task = None

@@ -22,7 +22,6 @@ observation instead, and each water sensor after its last reading in the history
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ import orjson
 from cityverse.broker.request import Broker
 from cityverse.broker.temporal import history
 from cityverse.core.errors import OperationNotSupported
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.demo import iot, water
 from cityverse.demo.city import DEFAULT_SEED, WEATHER, WEATHER_STATION, generate
 from cityverse.demo.clock import DemoClock, demo_start, utc_now
@@ -438,10 +438,6 @@ class DemoService:
 
     async def stop(self) -> None:
         """Stop playing and close the connections."""
-        for task in (self.task, self.watch.task if self.watch else None):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait([self.task, self.watch.task if self.watch else None], what="demo")
         if self.publisher is not None:
             await self.publisher.close()

@@ -37,6 +37,7 @@ from cityverse.broker.request import OPEN, OWNER, Gate, GateFactory, Owner
 from cityverse.core.context import Context, ContextResolver
 from cityverse.core.entity import iso_now
 from cityverse.core.model import Entity
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.notify.match import Compiled, SubscriptionIndex, compile_subscription
 from cityverse.notify.payload import gated, notification, render_for
 from cityverse.notify.senders import DeliveryFailed, HttpSender, MqttSender, StreamHub
@@ -180,7 +181,7 @@ class Notifier:
             while not lane.queue.empty():
                 self._defer(lane.queue.get_nowait(), time.time())
         tasks = [t for lane in self._lanes.values() for t in lane.tasks] + self._tasks
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks, what="notifier")
         self._lanes.clear()
         # Rows whose send was cancelled mid-way stay leased; hand them back too.
         for delivery_id in list(self._inflight):

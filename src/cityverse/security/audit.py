@@ -19,7 +19,6 @@ one chain.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import hmac
@@ -33,6 +32,7 @@ from typing import Any
 import orjson
 
 from cityverse.core.entity import iso_now
+from cityverse.core.tasks import cancel_and_wait
 
 log = logging.getLogger("cityverse.audit")
 
@@ -88,10 +88,7 @@ class AuditLog:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task], what="audit log")
         self.flush_now()
 
     async def _loop(self) -> None:

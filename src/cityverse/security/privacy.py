@@ -11,7 +11,6 @@ the current state and from history, once it is older than its term::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from typing import Any, cast
 from cityverse.broker.retention import keep_millis
 from cityverse.core.entity import format_utc
 from cityverse.core.model import Entity, Instance
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.security.policy import PersonalAttribute, TenantPolicy
 from cityverse.store.base import Change, EntityFilter, EntityStore
 from cityverse.store.temporal import TemporalStore, TimeWindow
@@ -153,7 +153,4 @@ class PersonalRetention:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task], what="personal data retention")

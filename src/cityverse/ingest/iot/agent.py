@@ -16,7 +16,6 @@ lock file) holds the MQTT subscription; the others publish commands only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import IO, Any
 
 from cityverse import __version__
 from cityverse.broker.request import Broker
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.ingest.iot.commands import Commands, CommandStatus
 from cityverse.ingest.iot.mapping import Profile
 from cityverse.ingest.iot.mqtt import MqttTransport
@@ -91,10 +91,7 @@ class IotAgent:
 
     async def stop(self) -> None:
         """Disconnect from MQTT, write every message received, close."""
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+        await cancel_and_wait([self._refresh], what="IoT registry")
         if self.mqtt is not None:
             await asyncio.to_thread(self.mqtt.stop)
             self.commands.publish = None

@@ -13,7 +13,6 @@ zone; ``DemandForecasts`` is the app service that does it again every day::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -24,6 +23,7 @@ import pandas as pd
 from cityverse.core.entity import format_utc, iso_now, parse_entity, render_entity
 from cityverse.core.errors import OperationNotSupported
 from cityverse.core.model import Entity
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.store.base import Change, EntityFilter, EntityStore
 from cityverse.store.temporal import Period, TemporalStore, TimeWindow
 from cityverse.twins.water.analyse import Topology
@@ -242,10 +242,7 @@ class DemandForecasts:
 
     async def stop(self) -> None:
         """Cancel the rounds."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait([self.task], what="demand forecast")
 
     async def _loop(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from cityverse.broker.request import Broker
 from cityverse.core.entity import iso_now, parse_entity
 from cityverse.core.errors import BadRequestData, NgsiError, ResourceNotFound
 from cityverse.core.model import Entity
+from cityverse.core.tasks import cancel_and_wait
 from cityverse.store.base import Change, EntityStore
 from cityverse.twins.water.model import network_id
 from cityverse.twins.water.scenarios import (
@@ -93,10 +94,7 @@ class WaterJobs:
 
     async def stop(self) -> None:
         """Cancel the jobs still running."""
-        tasks = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait((j.task for j in self.jobs.values()), what="water job")
 
     def get(self, job_id: str) -> Job:
         """A job by id; ResourceNotFound if unknown."""
