@@ -303,10 +303,10 @@ class Known:
     last written, per series its sid, per sid its template.
 
     It only ever learns what its own writes wrote. It forgets everything when a write
-    fails (the rows it learnt may have been rolled back), when history rows are deleted
-    or imported, and when another connection has committed (``PRAGMA data_version``:
-    another server process on the same file); forgetting costs lookups, never
-    correctness.
+    fails (the rows it learnt may have been rolled back), when history rows are deleted,
+    and when another connection has committed (``PRAGMA data_version``: another server
+    process on the same file); an import or appended history forgets the entities whose
+    types it merges. Forgetting costs lookups, never correctness.
     """
 
     def __init__(self) -> None:
