@@ -5,12 +5,16 @@ API errors are NGSI-LD ProblemDetails (GS CIM 009 v1.8 5.5.2)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
+import threading
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +129,79 @@ def test_gaps_spikes_and_stuck_meters_are_cleaned_and_counted() -> None:
         "stuck": 10,
         "interpolated": 4,
     }
+
+
+def test_the_median_of_a_few_rows_is_numpys() -> None:
+    rng = np.random.default_rng(5)
+    for count in (1, 2, 3, 4):
+        values = rng.normal(size=(count, 3000))
+        values[:, ::3] = np.round(values[:, ::3])  # ties
+        values[rng.random(values.shape) < 0.3] = np.nan
+        values[:, :20] = np.nan  # all missing
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(values, axis=0)
+        np.testing.assert_array_equal(fc._nanmedian(list(values)), expected)
+
+
+def _regression(n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(n, 5))
+    x[:, 0] = rng.integers(0, 3, n)  # the zone: categorical
+    y = 2 * x[:, 1] + np.sin(3 * x[:, 2]) + x[:, 0] + rng.normal(0, 0.1, n)
+    x[:, 1:][rng.random((n, 4)) < 0.05] = np.nan
+    return x, y
+
+
+def test_models_are_those_trained_one_by_one_from_the_rows() -> None:
+    x, y = _regression()
+    rows = np.flatnonzero(np.random.default_rng(4).random(len(y)) < 0.8)
+    fits: list[tuple[np.ndarray | None, int, int]] = [(None, 30, 0), (None, 30, 1), (rows, 20, 0)]
+    models = fc._train(fc._dataset(x, y), fits)
+    # The plain way: each model in turn, the subset binned from its raw rows.
+    whole = lightgbm.Dataset(
+        x, y, categorical_feature=[0], free_raw_data=False, params=fc._PARAMS
+    ).construct()
+    for model, (subset, rounds, seed) in zip(models, fits, strict=True):
+        data = whole
+        if subset is not None:
+            data = lightgbm.Dataset(x[subset], y[subset], reference=whole, categorical_feature=[0])
+        reference = lightgbm.train(fc._params(seed), data, num_boost_round=rounds)
+        np.testing.assert_array_equal(fc._predict(model, x), reference.predict(x))
+
+
+def test_models_trained_side_by_side_give_the_forecast_made_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = frame()
+    monkeypatch.setattr(fc, "WORKERS", 1)
+    alone = fc.forecast(data, START, calendar=MOROCCO)
+    threads: set[int] = set()
+    train = lightgbm.train
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.get_ident())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "train", watched)
+    monkeypatch.setattr(fc, "WORKERS", 4)
+    together = fc.forecast(data, START, calendar=MOROCCO)
+    assert len(threads) > 1
+    for zone in ("A", "B"):
+        a, b = alone.zones[zone], together.zones[zone]
+        assert a.available and (a.values, a.lower, a.upper) == (b.values, b.lower, b.upper)
+
+
+def test_predicting_leaves_lightgbm_on_one_thread() -> None:
+    """LightGBM's thread count is process-wide: a prediction must not raise it while
+    other models train, or their sums (and forecasts) would depend on the timing."""
+    x, y = _regression()
+    [model] = fc._train(fc._dataset(x, y), [(None, 5, 0)])
+    threads = ctypes.c_int.in_dll(lightgbm.basic._LIB, "LGBM_DEFAULT_NUM_THREADS")
+    model.predict(x)  # LightGBM's default: every core
+    assert threads.value != fc._PARAMS["num_threads"]
+    fc._predict(model, x)
+    assert threads.value == fc._PARAMS["num_threads"] == 1
 
 
 def test_calendar_knows_moroccan_holidays_and_ramadan() -> None:
