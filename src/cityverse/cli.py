@@ -75,6 +75,8 @@ def serve(args: argparse.Namespace) -> int:
     """Run the HTTP server until interrupted."""
     import uvicorn
 
+    from cityverse.api.server import GatheringHttpToolsProtocol
+
     try:
         settings = Settings.from_env(
             host=args.host,
@@ -142,6 +144,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         lifespan="on",
+        http=GatheringHttpToolsProtocol,
         ssl_certfile=settings.tls_cert or None,
         ssl_keyfile=settings.tls_key or None,
     )

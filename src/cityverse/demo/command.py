@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cityverse import __version__
+from cityverse.api.server import GatheringHttpToolsProtocol
 from cityverse.settings import ENV_PREFIX, Settings
 
 DEFAULT_DATA_DIR = "./data/demo"
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         lifespan="on",
+        http=GatheringHttpToolsProtocol,
     )
     return 0
 
