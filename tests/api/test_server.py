@@ -105,16 +105,23 @@ async def _read_until(reader: asyncio.StreamReader, marker: bytes, timeout: floa
     return data
 
 
+async def _until_closed(port: int, request: bytes) -> bytes:
+    """What the server sends for ``request`` until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return data
+
+
 async def test_pipelined_keep_alive_and_closing_answers_arrive_whole() -> None:
     async with _server() as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
+        data = await _until_closed(
+            port,
             b"GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /hello?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"GET /hello?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 10)  # until the server closes
-        writer.close()
         assert data.count(b"HTTP/1.1 200 OK") == 2
         assert data.index(b"hello 1") < data.index(b"hello 2")
         assert data.endswith(b"hello 2")
@@ -122,11 +129,7 @@ async def test_pipelined_keep_alive_and_closing_answers_arrive_whole() -> None:
 
 async def test_a_malformed_request_gets_its_400_before_the_close() -> None:
     async with _server() as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 10)
-        writer.close()
+        data = await _until_closed(port, b"NOT HTTP AT ALL\r\n\r\n")
         assert data.startswith(b"HTTP/1.1 400")
 
 
