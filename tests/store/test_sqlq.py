@@ -26,6 +26,8 @@ VALUES: list[Any] = [
     "x",
     "D3",
     "3",
+    "é",
+    'q"t',
     True,
     False,
     [1, 5],
@@ -36,7 +38,13 @@ VALUES: list[Any] = [
 
 
 def _instance(rnd: random.Random) -> dict[str, Any]:
-    kind = rnd.choice(["Property"] * 6 + ["Relationship", "ListProperty", "JsonProperty"])
+    kinds = ["Relationship", "ListProperty", "JsonProperty", "VocabProperty", "LanguageProperty"]
+    kind = rnd.choice(["Property"] * 6 + kinds)
+    if kind == "VocabProperty":
+        # Stored expanded: q's "x" matches the IRI NS + "x".
+        return {"type": kind, "vocab": rnd.choice([NS + "x", NS + "D3", "x"])}
+    if kind == "LanguageProperty":
+        return {"type": kind, "languageMap": {"en": rnd.choice(["x", "D3"]), "fr": "é"}}
     if kind == "Relationship":
         return {"type": kind, "object": rnd.choice(["urn:x:1", "urn:x:2"])}
     if kind == "ListProperty":
@@ -70,7 +78,12 @@ term = st.builds(
     lambda name, op, value: f"{name}{op}{value}",
     st.sampled_from(NAMES),
     st.sampled_from(["==", "!=", ">", ">=", "<", "<="]),
-    st.sampled_from(["0", "1", "2.5", "3", "-1", '"x"', '"D3"', '"3"', "true", "1..3", "1,3", "x"]),
+    st.sampled_from(
+        [
+            *("0", "1", "2.5", "3", "-1", '"x"', '"D3"', '"3"', '"é"', '"q\\"t"'),
+            *("true", "1..3", "1,3", "x", '"x","D3"', '"D3",1'),
+        ]
+    ),
 )
 expression = st.recursive(
     term,
@@ -117,3 +130,20 @@ def test_conditions_are_built_for_simple_comparisons() -> None:
     assert pg is not None and "jsonb_path_exists" in pg.sql
     regex = parse_q('name~="^B"', lambda t: NS + t)
     assert sqlite_condition(EntityFilter(predicates=(regex,)), "doc") is None
+
+
+def test_string_equality_first_looks_for_the_string_in_the_text() -> None:
+    """On SQLite an equality with strings is first a substring search for each string as
+    JSON (and its expanded IRI, which a VocabProperty holds), before any JSON parse."""
+    q = parse_q('district=="D3";kind=="x","y\\"z"', lambda t: NS + t)
+    lite = sqlite_condition(EntityFilter(predicates=(q,)), "doc")
+    assert lite is not None and lite.sql.startswith(
+        "(((instr(doc, ?) > 0 OR instr(doc, ?) > 0) AND"
+    )
+    assert {'"D3"', f'"{NS}D3"', '"x"', '"y\\"z"'} <= set(lite.params)
+    # The substring searches come first, whatever the order of the q's terms.
+    later = parse_q('temperature>30;district=="D3"', lambda t: NS + t)
+    first = sqlite_condition(EntityFilter(predicates=(later,)), "doc")
+    assert first is not None and first.sql.startswith("(((instr(doc, ?) > 0")
+    numeric = sqlite_condition(EntityFilter(predicates=(parse_q("a==3", str),)), "doc")
+    assert numeric is not None and "instr" not in numeric.sql

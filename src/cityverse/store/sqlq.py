@@ -4,7 +4,9 @@ The SQL condition is a superset of the exact q test: every entity the q matches 
 it, and the store still runs ``EntityFilter.matches`` on what comes back. So only the
 cases that are cheap and certain are translated (comparisons of a top-level Property's
 value with a number or a string, combined by ``;`` and ``|``); anything else is left to
-Python, and a store without push-down is just slower, never wrong.
+Python, and a store without push-down is just slower, never wrong. On SQLite, an
+equality with a string first looks for the string in the document's text, which costs
+no JSON parse.
 
     cond = sqlite_condition(flt, "CAST(e.doc AS TEXT)")
     if cond: sql += " AND " + cond.sql; params += cond.params
@@ -53,6 +55,7 @@ def _translate(node: Any, leaf: Any) -> Condition | None:
         parts = [c for c in translated if c is not None]
         if not parts:
             return None
+        _cheap_first(parts)
         return Condition(
             "(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params]
         )
@@ -70,6 +73,12 @@ def _translate(node: Any, leaf: Any) -> Condition | None:
     return None
 
 
+def _cheap_first(parts: list[Condition]) -> None:
+    """Put first the conditions that begin with substring searches: SQLite tests the
+    terms of an AND in order, and those cost no JSON parse."""
+    parts.sort(key=lambda part: not part.sql.lstrip("(").startswith("instr("))
+
+
 def _q_nodes(flt: EntityFilter) -> list[Any]:
     return [p.root for p in flt.predicates if isinstance(p, QueryExpr)]
 
@@ -78,6 +87,7 @@ def _combine(flt: EntityFilter, leaf: Any) -> Condition | None:
     parts = [c for c in (_translate(root, leaf) for root in _q_nodes(flt)) if c is not None]
     if not parts:
         return None
+    _cheap_first(parts)
     return Condition(" AND ".join(p.sql for p in parts), [x for p in parts for x in p.params])
 
 
@@ -113,9 +123,26 @@ def sqlite_condition(flt: EntityFilter, doc: str) -> Condition | None:
             f" OR json_array_length({doc}, ?) > 1 OR json_type({doc}, ?) IN ('array', 'object'))"
         )
         value_path = base + "[0].value"
-        return Condition(sql, [value_path, *params, base + "[0].type", base, value_path])
+        params = [value_path, *params, base + "[0].type", base, value_path]
+        needles = _needles(node)
+        if needles:
+            # A string the entity equals is in its document as JSON, written as orjson
+            # writes it: a substring search rules out most rows before any JSON parse.
+            found = " OR ".join(f"instr({doc}, ?) > 0" for _ in needles)
+            return Condition(f"(({found}) AND {sql})", [*needles, *params])
+        return Condition(sql, params)
 
     return _combine(flt, leaf)
+
+
+def _needles(node: Comparison) -> list[str]:
+    """For ``==`` with strings: each string, and its expanded IRI where q compares that
+    too (a VocabProperty), as JSON text; empty when the values are not all strings."""
+    values = node.value if isinstance(node.value, tuple) else (node.value,)
+    if node.op != "==" or not values or not all(isinstance(v, str) for v in values):
+        return []
+    texts = [*values, *(node.expanded[v] for v in values if v in node.expanded)]
+    return [orjson.dumps(text).decode() for text in dict.fromkeys(texts)]
 
 
 def postgres_condition(flt: EntityFilter, doc: str) -> Condition | None:
