@@ -8,6 +8,7 @@ is printed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -134,15 +135,22 @@ class Page:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
 
-@pytest.fixture
-def dashboard(browser: Any, server: str) -> Iterator[Page]:
-    """The dashboard open on the seeded city, once its layers have loaded."""
+@contextlib.contextmanager
+def opened(browser: Any, base: str, timeout_ms: int) -> Iterator[Page]:
+    """The dashboard at ``base``, once the layers that are on are drawn."""
     context = browser.new_context(viewport={"width": 1400, "height": 860}, locale="en-GB")
     page = context.new_page()
     wrapped = Page(page)
-    page.goto(server + "/")
-    page.wait_for_selector("body[data-ready='true']", timeout=30_000)
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready='true']", timeout=timeout_ms)
     try:
         yield wrapped
     finally:
         context.close()
+
+
+@pytest.fixture
+def dashboard(browser: Any, server: str) -> Iterator[Page]:
+    """The dashboard open on the seeded city, once its layers have loaded."""
+    with opened(browser, server, 30_000) as page:
+        yield page

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui.conftest import Page, free_port
+from tests.ui.conftest import Page, free_port, opened
 
 SPEED = "300"
 EPANET = (
@@ -79,15 +79,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def dashboard(browser: Any, demo: str) -> Iterator[Page]:
     """The dashboard open on the demo city, once the layers that are on are drawn."""
-    context = browser.new_context(viewport={"width": 1400, "height": 860}, locale="en-GB")
-    page = context.new_page()
-    wrapped = Page(page)
-    page.goto(demo + "/")
-    page.wait_for_selector("body[data-ready='true']", timeout=60_000)
-    try:
-        yield wrapped
-    finally:
-        context.close()
+    with opened(browser, demo, 60_000) as page:
+        yield page
 
 
 def _iso(moment: datetime) -> str:

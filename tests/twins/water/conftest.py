@@ -4,9 +4,15 @@ tiny network small enough to check by hand."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from cityverse.api.app import create_app
+from cityverse.settings import Settings
+from cityverse.store.base import EntityStore
 
 _EPYT = importlib.util.find_spec("epyt")
 assert _EPYT is not None and _EPYT.submodule_search_locations
@@ -71,3 +77,12 @@ def tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.inp"
     path.write_text(TINY)
     return path
+
+
+@pytest.fixture
+async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over each store."""
+    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
+        yield c

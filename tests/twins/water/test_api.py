@@ -5,29 +5,16 @@ Errors are NGSI-LD ProblemDetails (GS CIM 009 v1.8 5.5.2)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cityverse.api.app import create_app
-from cityverse.settings import Settings
-from cityverse.store.base import EntityStore
 from tests.twins.water.conftest import NET1_BROKEN, TINY
 
 W = "/cityverse/v1/water"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
-
-
-@pytest.fixture
-async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over each store."""
-    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
-        yield c
 
 
 async def _import_tiny(client: httpx.AsyncClient, name: str = "tiny") -> None:

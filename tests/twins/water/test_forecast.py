@@ -9,7 +9,6 @@ import ctypes
 import datetime as dt
 import threading
 import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cityverse.api.app import create_app
-from cityverse.settings import Settings
 from cityverse.store.base import EntityStore
 from cityverse.store.temporal import ImportRow
 from cityverse.twins.water import demand
@@ -261,15 +258,6 @@ async def test_the_daily_service_forecasts_every_network(
 
 
 # -- the API ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over each store."""
-    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
-        yield c
 
 
 async def _finished(client: httpx.AsyncClient, location: str) -> dict[str, Any]:

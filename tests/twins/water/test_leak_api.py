@@ -5,19 +5,13 @@ API, Alerts out through the NGSI-LD API; bad inputs are ProblemDetails (GS CIM 0
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
-from cityverse.api.app import create_app
 from cityverse.core.entity import format_utc
-from cityverse.settings import Settings
-from cityverse.store.base import EntityStore
 from cityverse.twins.water import engine as en
 from cityverse.twins.water.model import WATER_CONTEXT
 from tests.twins.water.conftest import NET1
@@ -31,15 +25,6 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 STEP = 900
 DAYS = 9
 LEAK_AT = 7 * 86_400 + 6 * 3600
-
-
-@pytest.fixture
-async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over each store."""
-    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
-        yield c
 
 
 def _pressures(stuck: str | None) -> tuple[dict[str, np.ndarray], set[str]]:

@@ -4,7 +4,6 @@ and the learned-again normal, end to end through the store and the leak API."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from cityverse.api.app import create_app
 from cityverse.core.entity import format_utc
-from cityverse.settings import Settings
-from cityverse.store.base import EntityStore
 from cityverse.twins.water import engine as en
 from cityverse.twins.water.analyse import Topology, derive_zones
 from cityverse.twins.water.incidents import Readings, Sensor, metered_areas
@@ -112,15 +108,6 @@ def test_no_area_without_sensors_on_its_inlets() -> None:
 
 
 # -- end to end -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def client(store: EntityStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over each store."""
-    app = create_app(Settings(data_dir=str(tmp_path), auth="off"), store=store)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cityverse.test") as c:
-        yield c
 
 
 def _net1_history() -> tuple[dict[tuple[str, str, str], np.ndarray], np.ndarray]:
