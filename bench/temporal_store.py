@@ -11,7 +11,12 @@ created for the run and dropped after it):
   ``temperature`` instance each, with a unitCode), in time order as a data logger exports
   them; instances/s (wall clock) and the CPU seconds the process used.
 - ``import_csv``: the ``cityverse import history`` path for ``--csv-rows`` of them: a CSV
-  file parsed, checked, expanded and imported.
+  file parsed, checked, expanded and imported, in this process.
+- ``import_command``: the ``cityverse import history`` command itself, run as a user runs
+  it, on a CSV file of ``--command-rows`` readings (100 sensors) into a fresh store (a new
+  SQLite file; on PostgreSQL, tenant ``command`` of the run's database): its parser
+  processes (``--workers``, default one per core) read the file while it writes. The
+  figure is instances/s over the command's whole run, process start included.
 - ``aggregate_100k``: per-day avg/min/max over 100,000 instances of one attribute
   (1-minute readings for ~69 days), from the rollups; ``aggregate_100k_raw`` the same
   with distinctCount added, which rollups cannot answer, so every instance is read.
@@ -59,7 +64,7 @@ TEMP = VOCAB + "temperature"
 START = ms_of("2025-01-01T00:00:00.000Z")
 STEP = 5 * 60_000
 DAY = 86_400_000
-TARGETS = {"import": 200_000, "aggregate_100k_p95_ms": 50.0}
+TARGETS = {"import": 200_000, "import_command": 200_000, "aggregate_100k_p95_ms": 50.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sensors", type=int, default=100, help="sensors imported (default 100)")
     p.add_argument("--days", type=int, default=365, help="days of 5-minute readings (365)")
     p.add_argument("--csv-rows", type=int, default=1_000_000, help="rows of the CSV run (1e6)")
+    p.add_argument(
+        "--command-rows",
+        type=int,
+        default=4_000_000,
+        help="rows of the CSV file given to the command (4e6; 0: skip it)",
+    )
+    p.add_argument("--workers", type=int, help="the command's --workers (default: its own)")
     p.add_argument("--repeat", type=int, default=30, help="calls per latency figure (30)")
     p.add_argument(
         "--pg-url",
@@ -90,6 +102,37 @@ def readings(sensors: int, count: int, rng: random.Random) -> Iterator[ImportRow
             yield ImportRow(
                 entity_id, types, TEMP, t, {"type": "Property", "value": value, "unitCode": "CEL"}
             )
+
+
+def import_command(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
+    """``cityverse import history`` on a CSV file, timed from outside."""
+    path = tmp / "command.csv"
+    write_csv(path, args.command_rows, random.Random(11))
+    if args.store == "sqlite":
+        url = f"sqlite:///{tmp / 'command.db'}"
+    argv = [str(REPO / ".venv" / "bin" / "cityverse"), "import", "history", str(path)]
+    argv += ["--store", url, "--tenant", "command"]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    size = path.stat().st_size
+    print(f"import command: {args.command_rows:,} rows, {size:,} bytes", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"the import command failed: {done.stderr or done.stdout}")
+    print(
+        f"  {args.command_rows / wall:,.0f} instances/s ({wall:.1f} s): {done.stdout}", flush=True
+    )
+    path.unlink()
+    return {
+        "instances": args.command_rows,
+        "bytes": size,
+        "seconds": round(wall, 2),
+        "instances_per_s": round(args.command_rows / wall),
+        "output": done.stdout.strip(),
+        "workers": args.workers,
+    }
 
 
 def write_csv(path: Path, rows: int, rng: random.Random) -> None:
@@ -291,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         fresh_store(args, Path(tmp)) as url,
     ):
         figures = asyncio.run(run(args, url, Path(tmp)))
+        if args.command_rows:
+            figures["import_command"] = import_command(args, url, Path(tmp))
     where["load_average_after"] = list(os.getloadavg())
     result = {
         "store": args.store,

@@ -7,6 +7,7 @@ arrays of instances) and the simplified one of clause 4.5.9 (``values`` pairs).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import io
 import json
 from pathlib import Path
@@ -16,10 +17,19 @@ import pytest
 
 from cityverse.cli import main
 from cityverse.core.context import ContextResolver
-from cityverse.ingest.history import HistoryReport, csv_rows, json_entities, json_rows
+from cityverse.ingest import history
+from cityverse.ingest.history import (
+    HistoryReport,
+    csv_blocks,
+    csv_rows,
+    json_entities,
+    json_rows,
+    parallel_csv_chunks,
+)
 from cityverse.store.history import ms_of
 from cityverse.store.sqlite import SqliteStore
-from cityverse.store.temporal import Period, TimeWindow
+from cityverse.store.temporal import ImportChunk, Period, TimeWindow
+from cityverse.store.timeseries import prepare_import
 
 VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 TEMP = VOCAB + "temperature"
@@ -257,3 +267,78 @@ def test_cli_errors_are_readable(
     assert main(["import", "history", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cityverse import history: ") and message in err
+
+
+# -- large CSV files: blocks parsed in other processes ----------------------------------------
+
+MULTILINE = (
+    'urn:ngsi-ld:WQO:4,WaterQualityObserved,status,2026-01-01T00:00:00Z,"{""state"":\n'
+    '""ok, "" }",,\r\n'
+    'urn:ngsi-ld:WQO:4,WaterQualityObserved,note,2026-01-01T00:00:00Z,"two\nlines",,\n'
+)
+
+
+def test_csv_blocks_end_where_records_end() -> None:
+    text = (CSV + MULTILINE + BAD + MULTILINE * 3).encode()
+    for size in (1, 7, 40, 97, 300, len(text)):
+        blocks = list(csv_blocks(io.BytesIO(text), size))
+        assert b"".join(block for _, block in blocks) == text
+        offset = 0
+        for line, block in blocks:
+            assert line == text[:offset].count(b"\n") + 1
+            offset += len(block)
+            # Each block holds whole records: its quotes pair up.
+            assert block.count(b'"') % 2 == 0 and block.endswith(b"\n")
+
+
+def _flat(chunks: list[ImportChunk]) -> list[tuple[Any, ...]]:
+    return [
+        (*chunk.series[k], observed, created, num, doc)
+        for chunk in chunks
+        for k, observed, created, _, _, num, doc in chunk.rows
+    ]
+
+
+def test_parallel_csv_gives_what_the_serial_reader_gives() -> None:
+    text = CSV + MULTILINE + BAD + CSV.split("\n", 1)[1] * 3
+    now = ms_of("2026-11-21T00:00:00Z")
+    ctx = ContextResolver().core
+    serial = HistoryReport()
+    expected = prepare_import(csv_rows(io.StringIO(text), ctx, serial), now)
+
+    async def parallel(report: HistoryReport) -> list[ImportChunk]:
+        stream = io.BytesIO(codecs.BOM_UTF8 + text.encode())
+        chunks = parallel_csv_chunks(stream, ctx, report, 2, now, block_size=120)
+        return [chunk async for chunk in chunks]
+
+    report = HistoryReport()
+    chunks = asyncio.run(parallel(report))
+    assert len(chunks) > 5
+    assert _flat(chunks) == _flat([expected])
+    assert (report.read, report.rejected, report.entities) == (
+        serial.read,
+        serial.rejected,
+        serial.entities,
+    )
+    assert report.reasons == serial.reasons and report.rejected == 6
+
+
+def test_cli_parses_a_large_csv_in_other_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "readings.csv"
+    source.write_text(CSV + MULTILINE + BAD)
+    monkeypatch.setattr(history, "BLOCK", 100)
+    db = tmp_path / "h.db"
+    argv = ["import", "history", str(source), "--store", f"sqlite:///{db}", "--workers", "2"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "imported 9 instances of 4 entities" in out and "rejected 6" in out
+    # Physical lines of the file, records over two lines counted as two.
+    assert "rejected line 13: " in out and "rejected line 16: datasetId" in out
+    found = _history(db, "urn:ngsi-ld:WQO:4")
+    status = found["https://uri.etsi.org/ngsi-ld/status"].instances[0]["value"]
+    assert status == {"state": "ok, "} and found[VOCAB + "note"].instances[0]["value"] == (
+        "two\nlines"
+    )
+    assert [i["value"] for i in _history(db, "urn:ngsi-ld:WQO:1")[TEMP].instances] == [21.5, 22]

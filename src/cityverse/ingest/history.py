@@ -8,7 +8,8 @@ entities are left alone. Names are expanded with the NGSI-LD core @context, or w
 one ``--context`` names (a JSON-LD file or a URL); a JSON entity's own ``@context`` wins.
 
 CSV (``--format csv``, or a ``.csv`` file): a header row names the columns, then one
-instance per row, each a Property:
+instance per row, each a Property. A large file is cut into blocks of whole records,
+which ``--workers`` processes parse while this one writes (in the file's order):
 
 ==============  ==============================  =============================================
 column          also accepted                   holds
@@ -37,14 +38,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import csv
+import io
 import math
+import multiprocessing
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -62,8 +70,9 @@ from cityverse.core.errors import BadRequestData, NgsiError
 from cityverse.core.model import Instance
 from cityverse.settings import Settings
 from cityverse.store.base import open_store
-from cityverse.store.history import ms_of
-from cityverse.store.temporal import ImportRow
+from cityverse.store.history import ms_of, now_ms
+from cityverse.store.temporal import ImportChunk, ImportRow
+from cityverse.store.timeseries import prepare_import
 
 LISTED = 20
 """Rejected rows listed one by one on the command line; the rest are counted."""
@@ -152,19 +161,28 @@ def csv_rows(stream: TextIO, ctx: Context, report: HistoryReport) -> Iterator[Im
     header = next(reader, None)
     if header is None:
         raise ValueError("the file is empty: a CSV import needs a header row")
+    yield from _csv_records(reader, header, _Names(ctx), report, 0)
+
+
+def _csv_records(
+    reader: Any, header: list[str], names: _Names, report: HistoryReport, before: int
+) -> Iterator[ImportRow]:
+    """The instances of the rows ``reader`` gives under ``header`` (``before``: the
+    lines of the file before the reader's first)."""
     columns = csv_columns(header)
     width = len(header)
     at_id, at_type, at_attr = columns["id"], columns["type"], columns["attribute"]
     at_time, at_value = columns["observedAt"], columns["value"]
     at_unit, at_dataset = columns.get("unitCode"), columns.get("datasetId")
-    names = _Names(ctx)
     entities = report.entities
     last_text, last_ms = "", 0
-    for row in _guarded(reader):
+    for row in _guarded(reader, before):
         if len(row) != width:
             if not row:
                 continue
-            report.reject(f"line {reader.line_num}", f"{len(row)} columns, the header has {width}")
+            report.reject(
+                f"line {before + reader.line_num}", f"{len(row)} columns, the header has {width}"
+            )
             continue
         try:
             entity_id = names.entity_id(row[at_id])
@@ -181,19 +199,129 @@ def csv_rows(stream: TextIO, ctx: Context, report: HistoryReport) -> Iterator[Im
                 dataset = names.dataset(row[at_dataset])
                 instance["datasetId"] = dataset
         except (BadRequestData, ValueError) as exc:
-            report.reject(f"line {reader.line_num}", _reason(exc))
+            report.reject(f"line {before + reader.line_num}", _reason(exc))
             continue
         entities.add(entity_id)
         report.read += 1
         yield ImportRow(entity_id, types, attr, last_ms, instance, dataset)
 
 
-def _guarded(reader: Any) -> Iterator[list[str]]:
+def _guarded(reader: Any, before: int) -> Iterator[list[str]]:
     """The reader's rows; a malformed file stops with the line where it broke."""
     try:
         yield from reader
     except csv.Error as exc:
-        raise ValueError(f"line {reader.line_num}: {exc}") from None
+        raise ValueError(f"line {before + reader.line_num}: {exc}") from None
+
+
+# -- CSV in parallel: blocks of lines parsed in other processes ------------------------------
+
+BLOCK = 8 << 20
+"""Bytes of CSV a parser process turns into one chunk (about 100,000 rows)."""
+
+
+def csv_blocks(stream: BinaryIO, size: int = BLOCK) -> Iterator[tuple[int, bytes]]:
+    """A CSV file's bytes in blocks of about ``size`` that end where a record ends (at a
+    line end outside any quoted field), each with the number of its first line."""
+    line = 1
+    carry = b""
+    while data := stream.read(size):
+        block = carry + data
+        cut = _records_end(block)
+        if cut == 0:
+            # One record longer than the block: read on.
+            carry = block
+            continue
+        yield line, block[:cut]
+        line += block.count(b"\n", 0, cut)
+        carry = block[cut:]
+    if carry:
+        yield line, carry
+
+
+def _records_end(block: bytes, first: bool = False) -> int:
+    """Where the last (or, with ``first``, the first) whole record of ``block`` ends:
+    after a line end with an even number of quotes before it; 0 when none does."""
+    if b'"' not in block:
+        end = block.find(b"\n") if first else block.rfind(b"\n")
+        return end + 1
+    if first:
+        end = block.find(b"\n")
+        while end >= 0 and block.count(b'"', 0, end) % 2:
+            end = block.find(b"\n", end + 1)
+        return end + 1
+    end = block.rfind(b"\n")
+    while end >= 0 and block.count(b'"', 0, end) % 2:
+        end = block.rfind(b"\n", 0, end)
+    return end + 1
+
+
+_parser: tuple[list[str], _Names, int] | None = None
+"""In a parser process: the header, the names seen and the import's time."""
+
+
+def _start_parser(header: list[str], ctx: Context, now: int) -> None:
+    global _parser
+    _parser = (header, _Names(ctx), now)
+
+
+def _parse_block(line: int, block: bytes) -> tuple[ImportChunk, HistoryReport]:
+    """In a parser process: one block's rows as a prepared chunk, and what was refused."""
+    assert _parser is not None
+    header, names, now = _parser
+    report = HistoryReport()
+    reader = csv.reader(io.StringIO(block.decode("utf-8", "surrogateescape"), newline=""))
+    chunk = prepare_import(_csv_records(reader, header, names, report, line - 1), now)
+    report.entities = set()
+    return chunk, report
+
+
+async def parallel_csv_chunks(
+    stream: BinaryIO,
+    ctx: Context,
+    report: HistoryReport,
+    workers: int,
+    now: int,
+    block_size: int = BLOCK,
+) -> AsyncIterator[ImportChunk]:
+    """The instances of a CSV file as prepared chunks, in the file's order, its blocks
+    parsed by ``workers`` processes while the store writes the chunks before."""
+    blocks = csv_blocks(stream, block_size)
+    first = next(blocks, None)
+    if first is None:
+        raise ValueError("the file is empty: a CSV import needs a header row")
+    _, block = first
+    block = block.removeprefix(codecs.BOM_UTF8)
+    end = _records_end(block, first=True) or len(block)
+    header = next(csv.reader(io.StringIO(block[:end].decode("utf-8", "surrogateescape"))), [])
+    csv_columns(header)
+    rest = [(2, block[end:])] if block[end:] else []
+    loop = asyncio.get_running_loop()
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_parser,
+        initargs=(header, ctx, now),
+    )
+    try:
+        pending: deque[asyncio.Future[tuple[ImportChunk, HistoryReport]]] = deque()
+        for line, data in chain(rest, blocks):
+            pending.append(loop.run_in_executor(pool, _parse_block, line, data))
+            if len(pending) > 2 * workers:
+                yield _counted(await pending.popleft(), report)
+        while pending:
+            yield _counted(await pending.popleft(), report)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _counted(parsed: tuple[ImportChunk, HistoryReport], report: HistoryReport) -> ImportChunk:
+    chunk, part = parsed
+    report.read += part.read
+    report.entities.update(entity_id for entity_id, _, _, _ in chunk.series)
+    report.rejected += part.rejected
+    report.reasons.extend(part.reasons[: KEPT - len(report.reasons)])
+    return chunk
 
 
 class _Names:
@@ -455,6 +583,13 @@ def register(commands: Any) -> None:
         "--context",
         help="@context for short names: a JSON-LD file or a URL (default: the core context)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that parse a large CSV file while this one writes (default: one per "
+        "core; 0: parse here)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -524,6 +659,11 @@ async def _import(
     try:
         if entities is not None:
             report.imported = await store.import_history(tenant, json_rows(entities, report))
+            return
+        if args.workers > 0 and path.stat().st_size > 2 * BLOCK:
+            with path.open("rb") as binary:
+                chunks = parallel_csv_chunks(binary, ctx, report, args.workers, now_ms())
+                report.imported = await store.import_chunks(tenant, chunks)
             return
         with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as stream:
             report.imported = await store.import_history(tenant, csv_rows(stream, ctx, report))

@@ -14,8 +14,7 @@ one transaction per chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import islice
+from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,6 +38,7 @@ from cityverse.store.temporal import (
     Bucket,
     HistoryEntity,
     HistoryPage,
+    ImportChunk,
     ImportRow,
     Period,
     TimeWindow,
@@ -318,14 +318,18 @@ class PostgresTemporal:
 
         Each chunk commits with its rollups, so an interrupted import keeps whole chunks.
         """
+        return await self.import_chunks(tenant, ts.prepared_chunks(rows, now_ms(), IMPORT_CHUNK))
+
+    async def import_chunks(self, tenant: str, chunks: AsyncIterable[ImportChunk]) -> int:
+        """Add prepared chunks, each in one transaction with its rollups."""
         if _has_nul(tenant):
             raise BadRequestData("PostgreSQL cannot store the character U+0000 in a tenant")
-        now = now_ms()
-        source = iter(rows)
         added = 0
-        while chunk := list(islice(source, IMPORT_CHUNK)):
+        async for chunk in chunks:
+            if not chunk.rows:
+                continue
             async with self._connection() as conn, conn.transaction():
-                added += await _import_chunk(conn, tenant, chunk, now)
+                added += await _import_chunk(conn, tenant, chunk)
                 await _remember_tenant(conn, tenant)
             self._tenants.add(tenant)
         if added >= ANALYZE_AFTER:
@@ -632,38 +636,25 @@ async def _retention(conn: Conn, tenant: str, keep: dict[str, int], now: int) ->
     return removed
 
 
-async def _import_chunk(conn: Conn, tenant: str, chunk: list[ImportRow], now: int) -> int:
-    types: dict[str, list[str]] = {}
-    for row in chunk:
-        known = types.get(row.entity_id)
-        if known is None:
-            types[row.entity_id] = list(row.types)
-        elif row.types and tuple(known) != row.types:
-            types[row.entity_id] = list(dict.fromkeys([*known, *row.types]))
-    names = {row.attr for row in chunk} | {row.dataset_id or "" for row in chunk}
+async def _import_chunk(conn: Conn, tenant: str, chunk: ImportChunk) -> int:
+    types = ts.chunk_types(chunk)
+    names = {attr for _, _, attr, _ in chunk.series} | {d for _, _, _, d in chunk.series}
     if _has_nul(*types, *names, *(name for known in types.values() for name in known)):
         raise BadRequestData("PostgreSQL cannot store the character U+0000 in a name")
-    changes = [EntityHistory(i, t, None, None, []) for i, t in types.items()]
+    changes = [EntityHistory(i, list(t), None, None, []) for i, t in types.items()]
     hids = await _entities(conn, tenant, changes, merge_types=True)
-    series = await _Series.of(
-        conn, {(hids[r.entity_id], r.attr, r.dataset_id or "") for r in chunk}
-    )
-    ids = {hid: entity_id for entity_id, hid in hids.items()}
-    sids = {
-        (ids[hid], attr, dataset): sid
-        for (hid, attr, dataset), sid in series.sids.items()
-        if hid in ids
-    }
+    keys = [(hids[entity_id], attr, dataset) for entity_id, _, attr, dataset in chunk.series]
+    series = await _Series.of(conn, set(keys))
+    sids = [series.sids[key] for key in keys]
     rows: list[tuple[Any, ...]] = []
     append = rows.append
-    for row in chunk:
-        inst = row.instance
-        if row.dataset_id is not None and inst.get("datasetId") != row.dataset_id:
-            inst = {**inst, "datasetId": row.dataset_id}
-        doc, num = split_number(inst, ints=False)
-        created, modified, deleted = ts.import_times(row.attr, inst, now)
-        sid = sids[(row.entity_id, row.attr, row.dataset_id or "")]
-        append((sid, row.observed_at, created, modified, deleted, num, series.doc(sid, doc)))
+    for k, observed, created, modified, deleted, num, doc in chunk.rows:
+        sid = sids[k]
+        if type(num) is int:
+            # This store's number column is a double: an integer stays in the document
+            # too, so that it comes back an integer.
+            doc = _with_value(doc, num)
+        append((sid, observed, created, modified, deleted, num, series.doc(sid, doc)))
     await series.save(conn)
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS history_import (sid bigint, observed bigint, "
@@ -687,6 +678,11 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: list[ImportRow], now: in
             (NO_TIME,),
         )
     return len(rows)
+
+
+def _with_value(doc: bytes, value: int) -> bytes:
+    instance = orjson.loads(doc)
+    return orjson.dumps({"type": instance.pop("type"), "value": value, **instance})
 
 
 # -- reads ----------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -48,6 +47,7 @@ from cityverse.store.temporal import (
     Bucket,
     HistoryEntity,
     HistoryPage,
+    ImportChunk,
     ImportRow,
     Period,
     TimeWindow,
@@ -249,24 +249,30 @@ class SqliteTemporal:
     async def import_history(self, tenant: str, rows: Iterable[ImportRow]) -> int:
         """Add many instances at storage speed; returns how many were added.
 
-        Rows are taken in chunks (parsed in a worker thread while the writer stores the
-        previous chunk); each chunk commits with its rollups, so an interrupted import
-        keeps whole chunks only.
+        Rows are taken in chunks (read and prepared in a worker thread while the writer
+        stores the previous chunk); each chunk commits with its rollups, so an
+        interrupted import keeps whole chunks only.
         """
         self._check_open()
-        now = now_ms()
-        source = iter(rows)
+        return await self.import_chunks(tenant, ts.prepared_chunks(rows, now_ms(), IMPORT_CHUNK))
+
+    async def import_chunks(self, tenant: str, chunks: AsyncIterable[ImportChunk]) -> int:
+        """Add prepared chunks, each in one transaction; the next chunk is awaited while
+        the writer stores the one before."""
+        self._check_open()
         added = 0
         pending: asyncio.Future[int] | None = None
         try:
-            while True:
-                chunk = await asyncio.to_thread(_take, source, IMPORT_CHUNK)
+            async for chunk in chunks:
                 if pending is not None:
                     stored, pending = pending, None
                     added += await stored
-                if not chunk:
-                    return added
-                pending = asyncio.ensure_future(self._write(_importer(tenant, chunk, now)))
+                if chunk.rows:
+                    pending = asyncio.ensure_future(self._write(_importer(tenant, chunk)))
+            if pending is not None:
+                stored, pending = pending, None
+                added += await stored
+            return added
         finally:
             if pending is not None:
                 # Reading failed while the writer stored the previous chunk: let it finish.
@@ -679,69 +685,64 @@ def _retention(conn: sqlite3.Connection, tenant: str, keep: dict[str, int], now:
 # -- bulk import --------------------------------------------------------------------------
 
 
-def _take(source: Iterator[ImportRow], count: int) -> list[ImportRow]:
-    return list(islice(source, count))
+def _importer(tenant: str, chunk: ImportChunk) -> Callable[[sqlite3.Connection], int]:
+    return lambda conn: _import_chunk(conn, tenant, chunk)
 
 
-def _importer(tenant: str, chunk: list[ImportRow], now: int) -> Callable[[sqlite3.Connection], int]:
-    return lambda conn: _import_chunk(conn, tenant, chunk, now)
+_STAGE_IMPORT = (
+    "CREATE TEMP TABLE IF NOT EXISTS import_rows (k INTEGER, observed INTEGER, "
+    "created INTEGER, modified INTEGER, deleted INTEGER, num, doc BLOB);"
+    "CREATE TEMP TABLE IF NOT EXISTS import_series (k INTEGER PRIMARY KEY, sid INTEGER, "
+    "template BLOB)"
+)
+_FROM_STAGED = "FROM temp.import_rows r JOIN temp.import_series m ON m.k = r.k"
 
 
-def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: list[ImportRow], now: int) -> int:
-    types: dict[str, tuple[str, ...]] = {}
-    keys: set[tuple[str, str, str]] = set()
-    for entity_id, row_types, attr, _, _, dataset in chunk:
-        keys.add((entity_id, attr, dataset or ""))
-        known = types.get(entity_id)
-        if known is None:
-            types[entity_id] = row_types
-        elif known is not row_types and known != row_types:
-            types[entity_id] = tuple(dict.fromkeys([*known, *row_types]))
-    changes = [EntityHistory(i, list(t), None, None, []) for i, t in types.items()]
+def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> int:
+    """Store a prepared chunk. Its rows go as they are into a temporary table; the
+    series numbers, the templates, the instance numbers and the rollups are then set in
+    SQL, so that no Python runs per instance here."""
+    changes = [EntityHistory(i, list(t), None, None, []) for i, t in ts.chunk_types(chunk).items()]
     hids = _entities(conn, tenant, changes, merge_types=True)
-    series = _Series(conn, {(hids[entity_id], attr, dataset) for entity_id, attr, dataset in keys})
-    sids = {key: series.sids[(hids[key[0]], key[1], key[2])] for key in keys}
-    templates = series.templates
-    first = _take_ids(conn, len(chunk))
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    # The loop below runs once per instance imported: kept lean on purpose.
-    for iid, (entity_id, _, attr, observed, inst, dataset) in enumerate(chunk, start=first):
-        if dataset is not None and inst.get("datasetId") != dataset:
-            inst = {**inst, "datasetId": dataset}
-        doc, num = split_number(inst)
-        created, modified, deleted = ts.import_times(attr, inst, now)
-        sid = sids[(entity_id, attr, dataset or "")]
-        template = templates.get(sid)
-        if template == doc:
-            stored = None
-        elif template is None:
-            stored = series.doc(sid, doc)
-        else:
-            stored = doc
-        append((sid, observed, iid, created, modified, deleted, num, stored))
-    series.save(conn)
-    conn.executemany(_INSERT, rows)
-    times_seen = [row[1] for row in rows if row[1] != NO_TIME]
-    if times_seen:
-        _add_imported_to_rollups(conn, list(sids.values()), min(times_seen), max(times_seen), first)
-    conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
-    return len(rows)
-
-
-def _add_imported_to_rollups(
-    conn: sqlite3.Connection, sids: list[int], lo: int, hi: int, first: int
-) -> None:
-    """Add the figures of the rows just imported (iid >= first, observed in [lo, hi]) to
-    the rollups, computed in SQL."""
+    keys = [(hids[entity_id], attr, dataset) for entity_id, _, attr, dataset in chunk.series]
+    series = _Series(conn, set(keys))
+    sids = [series.sids[key] for key in keys]
+    for statement in _STAGE_IMPORT.split(";"):
+        conn.execute(statement)
+    conn.executemany("INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.rows)
+    # A new series takes its first document as its template (the document rows equal to
+    # it do not repeat).
+    fresh = [(k, sid) for k, sid in enumerate(sids) if series.templates.get(sid) is None]
+    for k, sid in fresh:
+        (template,) = conn.execute(
+            "UPDATE history_series SET template = (SELECT doc FROM temp.import_rows "
+            "WHERE k = ? ORDER BY rowid LIMIT 1) WHERE sid = ? RETURNING template",
+            (k, sid),
+        ).fetchone()
+        series.templates[sid] = template
+    conn.executemany(
+        "INSERT INTO temp.import_series VALUES (?, ?, ?)",
+        [(k, sid, series.templates[sid]) for k, sid in enumerate(sids)],
+    )
+    first = _take_ids(conn, len(chunk.rows))
+    (lowest,) = conn.execute("SELECT min(rowid) FROM temp.import_rows").fetchone()
+    conn.execute(
+        "INSERT INTO history_instances (sid, observed, iid, created, modified, deleted, num, "
+        "doc) SELECT m.sid, r.observed, ? + r.rowid, r.created, r.modified, r.deleted, r.num, "
+        f"CASE WHEN r.doc = m.template THEN NULL ELSE r.doc END {_FROM_STAGED} "
+        "ORDER BY m.sid, r.observed, r.rowid",
+        (first - lowest,),
+    )
     _add_increments(
         conn,
-        "WITH r(sid, lo, hi) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' "
-        f"FROM json_each(?)) SELECT i.sid, {ts.floor_sql('i.observed', ts.HOUR)} AS b, {_RAW} "
-        "FROM r CROSS JOIN history_instances i WHERE i.sid = r.sid AND i.observed >= r.lo "
-        "AND i.observed <= r.hi AND i.iid >= ? GROUP BY i.sid, b",
-        (_json([(sid, lo, hi) for sid in sorted(set(sids))]), first),
+        f"SELECT m.sid, {ts.floor_sql('r.observed', ts.HOUR)} AS b, {_RAW} {_FROM_STAGED} "
+        f"WHERE r.observed <> {NO_TIME} GROUP BY m.sid, b",
+        (),
     )
+    conn.execute("DELETE FROM temp.import_rows")
+    conn.execute("DELETE FROM temp.import_series")
+    conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+    return len(chunk.rows)
 
 
 def _add_increments(conn: sqlite3.Connection, select: str, params: tuple[Any, ...]) -> None:

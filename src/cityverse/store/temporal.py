@@ -27,7 +27,7 @@ datasetId is aggregated apart (``Bucket.dataset_id``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -130,6 +130,18 @@ class ImportRow(NamedTuple):
     dataset_id: str | None = None
 
 
+class ImportChunk(NamedTuple):
+    """Instances made ready to store in bulk (``timeseries.prepare_import``): plain
+    values only, so that a chunk can be made in another process and sent whole."""
+
+    series: list[tuple[str, tuple[str, ...], str, str]]
+    """Each series the rows add to: (entity id, the entity's types, attribute, datasetId
+    or "")."""
+    rows: list[tuple[int, int, int, int, int | None, int | float | None, bytes]]
+    """(index in ``series``, observedAt, createdAt, modifiedAt, deletedAt, number,
+    document): the document and the number as ``history.split_number`` gives them."""
+
+
 class TemporalStore(Protocol):
     """The history of entities' attributes; the stores keep rollups and retention."""
 
@@ -214,6 +226,11 @@ class TemporalStore(Protocol):
 
     async def import_history(self, tenant: str, rows: Iterable[ImportRow]) -> int:
         """Add many instances at storage speed; returns how many were added."""
+        ...
+
+    async def import_chunks(self, tenant: str, chunks: AsyncIterable[ImportChunk]) -> int:
+        """Add prepared chunks of instances (made in other processes, say) at storage
+        speed, each committed whole; returns how many instances were added."""
         ...
 
     async def apply_retention(self, tenant: str, keep: dict[str, int], now: int) -> int:

@@ -27,14 +27,15 @@ placeholders and standard SQL (integer division, no ``%``), which PostgreSQL run
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, NamedTuple
 
-from cityverse.core.model import Instance
 from cityverse.store.base import Outcome
 from cityverse.store.history import (
     NO_TIME,
@@ -43,12 +44,15 @@ from cityverse.store.history import (
     entity_history,
     loaded,
     record,
+    split_number,
 )
 from cityverse.store.temporal import (
     AttributeHistory,
     Bucket,
     HistoryEntity,
     HistoryPage,
+    ImportChunk,
+    ImportRow,
     Period,
     TimeWindow,
 )
@@ -610,13 +614,58 @@ def changes_of(outcomes: Iterable[Outcome]) -> list[EntityHistory]:
     return changes
 
 
-def import_times(attr: str, instance: Instance, now: int) -> tuple[int, int, int | None]:
-    """The created, modified and deleted times of an imported instance (``now`` for
-    those it does not give)."""
-    if "createdAt" in instance or "modifiedAt" in instance or "deletedAt" in instance:
-        times = record(attr, instance, now)
-        return times.created, times.modified, times.deleted
-    return now, now, None
+def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
+    """``rows`` made ready for either store's ``import_chunks`` (``now``: the createdAt
+    and modifiedAt of instances that give none). A pure function of plain values, so it
+    can run in a parser process."""
+    index: dict[tuple[str, str, str], int] = {}
+    series: list[tuple[str, tuple[str, ...], str, str]] = []
+    prepared: list[tuple[int, int, int, int, int | None, int | float | None, bytes]] = []
+    append = prepared.append
+    # The loop below runs once per instance imported: kept lean on purpose.
+    for entity_id, types, attr, observed, inst, dataset in rows:
+        key = (entity_id, attr, dataset or "")
+        k = index.get(key)
+        if k is None:
+            k = index[key] = len(series)
+            series.append((entity_id, types, attr, key[2]))
+        elif types is not series[k][1] and types != series[k][1]:
+            merged = tuple(dict.fromkeys([*series[k][1], *types]))
+            series[k] = (entity_id, merged, attr, key[2])
+        if dataset is not None and inst.get("datasetId") != dataset:
+            inst = {**inst, "datasetId": dataset}
+        doc, num = split_number(inst)
+        if "createdAt" in inst or "modifiedAt" in inst or "deletedAt" in inst:
+            times = record(attr, inst, now)
+            append((k, observed, times.created, times.modified, times.deleted, num, doc))
+        else:
+            append((k, observed, now, now, None, num, doc))
+    return ImportChunk(series, prepared)
+
+
+async def prepared_chunks(
+    rows: Iterable[ImportRow], now: int, size: int
+) -> AsyncIterator[ImportChunk]:
+    """``rows`` as chunks of ``size`` instances, each read and prepared in a worker
+    thread (while the store writes the one before)."""
+    source = iter(rows)
+    while True:
+        chunk = await asyncio.to_thread(lambda: prepare_import(islice(source, size), now))
+        if not chunk.rows:
+            return
+        yield chunk
+
+
+def chunk_types(chunk: ImportChunk) -> dict[str, tuple[str, ...]]:
+    """Each entity of a chunk with every type its rows give."""
+    types: dict[str, tuple[str, ...]] = {}
+    for entity_id, row_types, _, _ in chunk.series:
+        known = types.get(entity_id)
+        if known is None:
+            types[entity_id] = row_types
+        elif known is not row_types and known != row_types:
+            types[entity_id] = tuple(dict.fromkeys([*known, *row_types]))
+    return types
 
 
 def chosen_series(
