@@ -256,6 +256,9 @@ class SqliteStore(SqliteTemporal, SqliteOutbox):
             conn.execute("PRAGMA journal_mode = WAL")
             # Bulk writes touch many pages; a larger cache keeps them from spilling early.
             conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            # Bulk writes stage their rows in temporary tables, emptied in the same
+            # transaction: memory, not a file.
+            conn.execute("PRAGMA temp_store = MEMORY")
             _create_schema(conn)
         except BaseException as exc:
             if conn is not None:
