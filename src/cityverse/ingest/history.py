@@ -72,7 +72,7 @@ from cityverse.settings import Settings
 from cityverse.store.base import open_store
 from cityverse.store.history import ms_of, now_ms
 from cityverse.store.temporal import ImportChunk, ImportRow
-from cityverse.store.timeseries import prepare_import
+from cityverse.store.timeseries import Reading, plain_instance, prepare_readings
 
 LISTED = 20
 """Rejected rows listed one by one on the command line; the rest are counted."""
@@ -161,13 +161,17 @@ def csv_rows(stream: TextIO, ctx: Context, report: HistoryReport) -> Iterator[Im
     header = next(reader, None)
     if header is None:
         raise ValueError("the file is empty: a CSV import needs a header row")
-    yield from _csv_records(reader, header, _Names(ctx), report, 0)
+    for entity_id, types, attr, observed, value, unit, dataset in _csv_readings(
+        reader, header, _Names(ctx), report, 0
+    ):
+        instance = plain_instance(value, unit, dataset)
+        yield ImportRow(entity_id, types, attr, observed, instance, dataset)
 
 
-def _csv_records(
+def _csv_readings(
     reader: Any, header: list[str], names: _Names, report: HistoryReport, before: int
-) -> Iterator[ImportRow]:
-    """The instances of the rows ``reader`` gives under ``header`` (``before``: the
+) -> Iterator[Reading]:
+    """The readings of the rows ``reader`` gives under ``header`` (``before``: the
     lines of the file before the reader's first)."""
     columns = csv_columns(header)
     width = len(header)
@@ -191,19 +195,18 @@ def _csv_records(
             text = row[at_time]
             if text != last_text:
                 last_ms, last_text = ms_of(text.strip()), text
-            instance: Instance = {"type": "Property", "value": _scalar(row[at_value])}
-            dataset = None
+            value = _scalar(row[at_value])
+            unit = dataset = None
             if at_unit is not None and row[at_unit]:
-                instance["unitCode"] = names.unit(row[at_unit])
+                unit = names.unit(row[at_unit])
             if at_dataset is not None and row[at_dataset]:
                 dataset = names.dataset(row[at_dataset])
-                instance["datasetId"] = dataset
         except (BadRequestData, ValueError) as exc:
             report.reject(f"line {before + reader.line_num}", _reason(exc))
             continue
         entities.add(entity_id)
         report.read += 1
-        yield ImportRow(entity_id, types, attr, last_ms, instance, dataset)
+        yield entity_id, types, attr, last_ms, value, unit, dataset
 
 
 def _guarded(reader: Any, before: int) -> Iterator[list[str]]:
@@ -271,7 +274,7 @@ def _parse_block(line: int, block: bytes) -> tuple[ImportChunk, HistoryReport]:
     header, names, now = _parser
     report = HistoryReport()
     reader = csv.reader(io.StringIO(block.decode("utf-8", "surrogateescape"), newline=""))
-    chunk = prepare_import(_csv_records(reader, header, names, report, line - 1), now)
+    chunk = prepare_readings(_csv_readings(reader, header, names, report, line - 1), now)
     report.entities = set()
     return chunk, report
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, NamedTuple
 
+from cityverse.core.model import Instance
 from cityverse.store.base import Outcome
 from cityverse.store.history import (
     NO_TIME,
@@ -614,24 +615,35 @@ def changes_of(outcomes: Iterable[Outcome]) -> list[EntityHistory]:
     return changes
 
 
+class _Numbered:
+    """The series of a chunk being prepared, numbered as they first come."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[tuple[str, str, str], int] = {}
+        self.series: list[tuple[str, tuple[str, ...], str, str]] = []
+
+    def number(self, entity_id: str, types: tuple[str, ...], attr: str, dataset: str) -> int:
+        key = (entity_id, attr, dataset)
+        k = self.numbers.get(key)
+        if k is None:
+            k = self.numbers[key] = len(self.series)
+            self.series.append((entity_id, types, attr, dataset))
+        elif types is not self.series[k][1] and types != self.series[k][1]:
+            merged = tuple(dict.fromkeys([*self.series[k][1], *types]))
+            self.series[k] = (entity_id, merged, attr, dataset)
+        return k
+
+
 def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
     """``rows`` made ready for either store's ``import_chunks`` (``now``: the createdAt
     and modifiedAt of instances that give none). A pure function of plain values, so it
     can run in a parser process."""
-    index: dict[tuple[str, str, str], int] = {}
-    series: list[tuple[str, tuple[str, ...], str, str]] = []
+    numbered = _Numbered()
     prepared: list[tuple[int, int, int, int, int | None, int | float | None, bytes]] = []
     append = prepared.append
     # The loop below runs once per instance imported: kept lean on purpose.
     for entity_id, types, attr, observed, inst, dataset in rows:
-        key = (entity_id, attr, dataset or "")
-        k = index.get(key)
-        if k is None:
-            k = index[key] = len(series)
-            series.append((entity_id, types, attr, key[2]))
-        elif types is not series[k][1] and types != series[k][1]:
-            merged = tuple(dict.fromkeys([*series[k][1], *types]))
-            series[k] = (entity_id, merged, attr, key[2])
+        k = numbered.number(entity_id, types, attr, dataset or "")
         if dataset is not None and inst.get("datasetId") != dataset:
             inst = {**inst, "datasetId": dataset}
         doc, num = split_number(inst)
@@ -640,7 +652,47 @@ def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
             append((k, observed, times.created, times.modified, times.deleted, num, doc))
         else:
             append((k, observed, now, now, None, num, doc))
-    return ImportChunk(series, prepared)
+    return ImportChunk(numbered.series, prepared)
+
+
+Reading = tuple[str, tuple[str, ...], str, int, Any, str | None, str | None]
+"""A plain reading: entity id, types, attribute, observedAt, the value of a Property, its
+unitCode and its datasetId (None when it has none)."""
+
+
+def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
+    """What ``prepare_import`` makes of the readings' Property instances, without making
+    them: a number's document depends on its unitCode and datasetId only."""
+    numbered = _Numbered()
+    prepared: list[tuple[int, int, int, int, int | None, int | float | None, bytes]] = []
+    append = prepared.append
+    docs: dict[tuple[str | None, str | None], bytes] = {}
+    # The loop below runs once per instance imported: kept lean on purpose.
+    for entity_id, types, attr, observed, value, unit, dataset in readings:
+        k = numbered.number(entity_id, types, attr, dataset or "")
+        kind = type(value)
+        if kind is float or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
+            doc = docs.get((unit, dataset))
+            if doc is None:
+                doc = docs[(unit, dataset)] = split_number(plain_instance(0, unit, dataset))[0]
+            append((k, observed, now, now, None, value, doc))
+        else:
+            doc, num = split_number(plain_instance(value, unit, dataset))
+            append((k, observed, now, now, None, num, doc))
+    return ImportChunk(numbered.series, prepared)
+
+
+def plain_instance(value: Any, unit: str | None, dataset: str | None) -> Instance:
+    """The Property instance of a plain reading."""
+    instance: Instance = {"type": "Property", "value": value}
+    if unit is not None:
+        instance["unitCode"] = unit
+    if dataset is not None:
+        instance["datasetId"] = dataset
+    return instance
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 async def prepared_chunks(
