@@ -342,3 +342,35 @@ def test_cli_parses_a_large_csv_in_other_processes(
         "two\nlines"
     )
     assert [i["value"] for i in _history(db, "urn:ngsi-ld:WQO:1")[TEMP].instances] == [21.5, 22]
+
+
+async def test_parallel_chunks_store_what_rows_store(store: Any) -> None:
+    """On both stores: a file imported through parser processes reads back as the same
+    file imported row by row (integers, JSON, booleans, text and datasetIds included)."""
+    text = CSV + MULTILINE + CSV.split("\n", 1)[1]
+    ctx = ContextResolver().core
+    serial = await store.import_history("serial", csv_rows(io.StringIO(text), ctx, HistoryReport()))
+    chunks = parallel_csv_chunks(
+        io.BytesIO(text.encode()), ctx, HistoryReport(), 2, ms_of("2026-11-21T00:00:00Z"), 150
+    )
+    assert await store.import_chunks("parallel", chunks) == serial == 14
+
+    def plain(found: dict[str, Any]) -> dict[str, Any]:
+        return {
+            attr: [
+                {k: v for k, v in i.items() if k not in ("instanceId", "createdAt", "modifiedAt")}
+                for i in history.instances
+            ]
+            for attr, history in found.items()
+        }
+
+    for entity_id in ("urn:ngsi-ld:WQO:1", "urn:ngsi-ld:WQO:2", "urn:ngsi-ld:WQO:4"):
+        args = (entity_id, None, TimeWindow())
+        one = await store.instances("serial", *args, last_n=None, limit=100)
+        other = await store.instances("parallel", *args, last_n=None, limit=100)
+        assert plain(one) == plain(other) and one
+    found = await store.instances(
+        "parallel", "urn:ngsi-ld:WQO:1", None, TimeWindow(), last_n=None, limit=10
+    )
+    values = [i["value"] for i in found[TEMP].instances]
+    assert values == [21.5, 21.5, 22, 22] and type(values[2]) is int
