@@ -159,6 +159,10 @@ def normalise_datetime(text: Any) -> str:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
+        if offset == "Z" and len(fraction or "") == 3 and second and text[10] == "T":
+            # Already the stored form (a device's usual timestamp): only check the date.
+            datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+            return text
         if offset in ("Z", "z"):
             tz = UTC
         else:

@@ -20,20 +20,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from cityverse.broker.entities import UpdateResult, appending
 from cityverse.broker.request import Broker
-from cityverse.core.entity import format_utc, iso_now
+from cityverse.core.entity import iso_now
 from cityverse.core.model import Entity, Instance
 from cityverse.ingest.iot import jsonpayload, ultralight
 from cityverse.ingest.iot.mapping import MeasureError, Profile
 from cityverse.ingest.iot.registry import Registry
 from cityverse.ingest.iot.stats import RateLimiter, Stats
 from cityverse.store.base import Change, Mutation
+from cityverse.store.history import utc_of
 
 log = logging.getLogger("cityverse.iot")
 
@@ -303,7 +303,7 @@ class Pipeline:
             device = self.registry.autoprovision(group, message.device_id, protocol, transport)
             self.stats.count("devicesAutoprovisioned")
         profile = self.registry.profile(group, device, message.apikey, message.device_id)
-        arrival = format_utc(datetime.fromtimestamp(message.arrival, UTC))
+        arrival = utc_of(int(message.arrival * 1000))
         changes = []
         for measures in groups:
             if message.timestamp is not None and "TimeInstant" not in measures:
