@@ -293,9 +293,9 @@ def test_csv_blocks_end_where_records_end() -> None:
 
 def _flat(chunks: list[ImportChunk]) -> list[tuple[Any, ...]]:
     return [
-        (*chunk.series[k], observed, created, num, doc)
+        (*chunk.series[k], observed, chunk.now, num, doc)
         for chunk in chunks
-        for k, observed, created, _, _, num, doc in chunk.rows
+        for k, observed, num, doc in chunk.rows
     ]
 
 

@@ -24,7 +24,7 @@ from cityverse.core.geo import parse_geo_query
 from cityverse.core.model import Entity, Instance
 from cityverse.core.query import parse_q, parse_scope_q
 from cityverse.store.base import Change, EntityFilter
-from cityverse.store.history import INSTANCE_PREFIX, ms_of, utc_of
+from cityverse.store.history import INSTANCE_PREFIX, ms_of, now_ms, utc_of
 from cityverse.store.temporal import ImportRow, Period, TimeWindow
 
 SENSOR = "https://example.org/Sensor"
@@ -607,6 +607,32 @@ async def test_import_in_several_chunks(store: Any, monkeypatch: pytest.MonkeyPa
     backups = [n for n in range(40) if n % 3 == 1 and n % 5 == 0]
     assert [i["value"] for i in found[TEMP].instances if i.get("datasetId") == DS] == backups
     assert await store.import_history("", []) == 0
+
+
+async def test_import_keeps_the_times_instances_give(store: Any) -> None:
+    """Instances with their own createdAt/modifiedAt keep them; the others get the
+    import's time (one chunk holding both kinds)."""
+    plain = {"type": "Property", "value": 0}
+    rows = [
+        ImportRow(
+            "urn:ngsi-ld:Sensor:t",
+            (SENSOR,),
+            TEMP,
+            START + n * 60_000,
+            prop(n, None, START + n) if n % 2 else {**plain, "value": n},
+        )
+        for n in range(6)
+    ]
+    before = at(now_ms() - 1000)
+    assert await store.import_history("", rows) == 6
+    found = (await history(store, "urn:ngsi-ld:Sensor:t"))[TEMP].instances
+    assert [i["value"] for i in found] == list(range(6))
+    for n, instance in enumerate(found):
+        if n % 2:
+            assert instance["createdAt"] == at(START) and instance["modifiedAt"] == at(START + n)
+        else:
+            assert instance["createdAt"] >= before and instance["modifiedAt"] >= before
+    assert len({i["instanceId"] for i in found}) == 6
 
 
 async def test_an_interrupted_import_keeps_whole_chunks(

@@ -15,6 +15,7 @@ one transaction per chunk.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -326,7 +327,7 @@ class PostgresTemporal:
             raise BadRequestData("PostgreSQL cannot store the character U+0000 in a tenant")
         added = 0
         async for chunk in chunks:
-            if not chunk.rows:
+            if not chunk.size:
                 continue
             async with self._connection() as conn, conn.transaction():
                 added += await _import_chunk(conn, tenant, chunk)
@@ -648,7 +649,9 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: ImportChunk) -> int:
     sids = [series.sids[key] for key in keys]
     rows: list[tuple[Any, ...]] = []
     append = rows.append
-    for k, observed, created, modified, deleted, num, doc in chunk.rows:
+    now = chunk.now
+    timed = chain(((k, o, now, now, None, n, d) for k, o, n, d in chunk.rows), chunk.timed)
+    for k, observed, created, modified, deleted, num, doc in timed:
         sid = sids[k]
         if type(num) is int:
             # This store's number column is a double: an integer stays in the document

@@ -267,7 +267,7 @@ class SqliteTemporal:
                 if pending is not None:
                     stored, pending = pending, None
                     added += await stored
-                if chunk.rows:
+                if chunk.size:
                     pending = asyncio.ensure_future(self._write(_importer(tenant, chunk)))
             if pending is not None:
                 stored, pending = pending, None
@@ -709,7 +709,13 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
     sids = [series.sids[key] for key in keys]
     for statement in _STAGE_IMPORT.split(";"):
         conn.execute(statement)
-    conn.executemany("INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.rows)
+    now = int(chunk.now)
+    conn.executemany(
+        "INSERT INTO temp.import_rows (k, observed, num, doc, created, modified) "
+        f"VALUES (?, ?, ?, ?, {now}, {now})",
+        chunk.rows,
+    )
+    conn.executemany("INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?, ?)", chunk.timed)
     # A new series takes its first document as its template (the document rows equal to
     # it do not repeat).
     fresh = [(k, sid) for k, sid in enumerate(sids) if series.templates.get(sid) is None]
@@ -724,7 +730,7 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
         "INSERT INTO temp.import_series VALUES (?, ?, ?)",
         [(k, sid, series.templates[sid]) for k, sid in enumerate(sids)],
     )
-    first = _take_ids(conn, len(chunk.rows))
+    first = _take_ids(conn, chunk.size)
     (lowest,) = conn.execute("SELECT min(rowid) FROM temp.import_rows").fetchone()
     conn.execute(
         "INSERT INTO history_instances (sid, observed, iid, created, modified, deleted, num, "
@@ -742,7 +748,7 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
     conn.execute("DELETE FROM temp.import_rows")
     conn.execute("DELETE FROM temp.import_series")
     conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
-    return len(chunk.rows)
+    return chunk.size
 
 
 def _add_increments(conn: sqlite3.Connection, select: str, params: tuple[Any, ...]) -> None:

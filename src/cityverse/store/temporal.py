@@ -137,9 +137,19 @@ class ImportChunk(NamedTuple):
     series: list[tuple[str, tuple[str, ...], str, str]]
     """Each series the rows add to: (entity id, the entity's types, attribute, datasetId
     or "")."""
-    rows: list[tuple[int, int, int, int, int | None, int | float | None, bytes]]
-    """(index in ``series``, observedAt, createdAt, modifiedAt, deletedAt, number,
-    document): the document and the number as ``history.split_number`` gives them."""
+    now: int
+    """The createdAt and modifiedAt of ``rows``."""
+    rows: list[tuple[int, int, int | float | None, bytes]]
+    """(index in ``series``, observedAt, number, document): the document and the number
+    as ``history.split_number`` gives them."""
+    timed: list[tuple[int, int, int, int, int | None, int | float | None, bytes]]
+    """Rows of instances that give their own times: (index in ``series``, observedAt,
+    createdAt, modifiedAt, deletedAt, number, document)."""
+
+    @property
+    def size(self) -> int:
+        """How many instances the chunk holds."""
+        return len(self.rows) + len(self.timed)
 
 
 class TemporalStore(Protocol):

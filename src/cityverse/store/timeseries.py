@@ -639,8 +639,8 @@ def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
     and modifiedAt of instances that give none). A pure function of plain values, so it
     can run in a parser process."""
     numbered = _Numbered()
-    prepared: list[tuple[int, int, int, int, int | None, int | float | None, bytes]] = []
-    append = prepared.append
+    chunk = ImportChunk(numbered.series, now, [], [])
+    append = chunk.rows.append
     # The loop below runs once per instance imported: kept lean on purpose.
     for entity_id, types, attr, observed, inst, dataset in rows:
         k = numbered.number(entity_id, types, attr, dataset or "")
@@ -649,10 +649,12 @@ def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
         doc, num = split_number(inst)
         if "createdAt" in inst or "modifiedAt" in inst or "deletedAt" in inst:
             times = record(attr, inst, now)
-            append((k, observed, times.created, times.modified, times.deleted, num, doc))
+            chunk.timed.append(
+                (k, observed, times.created, times.modified, times.deleted, num, doc)
+            )
         else:
-            append((k, observed, now, now, None, num, doc))
-    return ImportChunk(numbered.series, prepared)
+            append((k, observed, num, doc))
+    return chunk
 
 
 Reading = tuple[str, tuple[str, ...], str, int, Any, str | None, str | None]
@@ -664,8 +666,8 @@ def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
     """What ``prepare_import`` makes of the readings' Property instances, without making
     them: a number's document depends on its unitCode and datasetId only."""
     numbered = _Numbered()
-    prepared: list[tuple[int, int, int, int, int | None, int | float | None, bytes]] = []
-    append = prepared.append
+    chunk = ImportChunk(numbered.series, now, [], [])
+    append = chunk.rows.append
     docs: dict[tuple[str | None, str | None], bytes] = {}
     # The loop below runs once per instance imported: kept lean on purpose.
     for entity_id, types, attr, observed, value, unit, dataset in readings:
@@ -675,11 +677,11 @@ def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
             doc = docs.get((unit, dataset))
             if doc is None:
                 doc = docs[(unit, dataset)] = split_number(plain_instance(0, unit, dataset))[0]
-            append((k, observed, now, now, None, value, doc))
+            append((k, observed, value, doc))
         else:
             doc, num = split_number(plain_instance(value, unit, dataset))
-            append((k, observed, now, now, None, num, doc))
-    return ImportChunk(numbered.series, prepared)
+            append((k, observed, num, doc))
+    return chunk
 
 
 def plain_instance(value: Any, unit: str | None, dataset: str | None) -> Instance:
@@ -703,7 +705,7 @@ async def prepared_chunks(
     source = iter(rows)
     while True:
         chunk = await asyncio.to_thread(lambda: prepare_import(islice(source, size), now))
-        if not chunk.rows:
+        if not chunk.size:
             return
         yield chunk
 
