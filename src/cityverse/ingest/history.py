@@ -44,6 +44,7 @@ import io
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -266,6 +267,8 @@ _parser: tuple[list[str], _Names, int] | None = None
 def _start_parser(header: list[str], ctx: Context, now: int) -> None:
     global _parser
     _parser = (header, _Names(ctx), now)
+    # Ctrl-C reaches the whole process group: the command stops its parsers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _parse_block(line: int, block: bytes) -> tuple[ImportChunk, HistoryReport]:
@@ -598,7 +601,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``cityverse import history``: 0 when all was imported, 1 when rows were rejected,
-    2 when the import could not run."""
+    2 when the import could not run, 130 when it was interrupted (Ctrl-C)."""
     name = "cityverse import history"
     path = Path(args.file)
     kind = args.format or _format_of(path)
@@ -615,15 +618,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(store=args.store)
         asyncio.run(_import(settings, args, path, kind, report))
-    except Exception as exc:
-        print(f"{name}: {_failure(exc, path)}", file=sys.stderr)
+    except (Exception, KeyboardInterrupt) as exc:
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else _failure(exc, path)
+        print(f"{name}: {why}", file=sys.stderr)
         if report.read:
             print(
                 f"{name}: the import stopped after reading {report.read:,} instances; those "
                 "of whole chunks already committed stay in the history",
                 file=sys.stderr,
             )
-        return 2
+        return 130 if isinstance(exc, KeyboardInterrupt) else 2
     for line in report.lines(str(path), time.perf_counter() - started):
         print(line)
     return 1 if report.rejected else 0
