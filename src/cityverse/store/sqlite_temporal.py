@@ -693,15 +693,17 @@ _STAGE_IMPORT = (
     "CREATE TEMP TABLE IF NOT EXISTS import_rows (k INTEGER, observed INTEGER, "
     "created INTEGER, modified INTEGER, deleted INTEGER, num, doc BLOB);"
     "CREATE TEMP TABLE IF NOT EXISTS import_series (k INTEGER PRIMARY KEY, sid INTEGER, "
-    "template BLOB)"
+    "template BLOB);"
+    "CREATE TEMP TABLE IF NOT EXISTS import_sums (k INTEGER, hour INTEGER, cnt INTEGER, "
+    "n INTEGER, s REAL, ss REAL, mn, mx)"
 )
 _FROM_STAGED = "FROM temp.import_rows r JOIN temp.import_series m ON m.k = r.k"
 
 
 def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> int:
     """Store a prepared chunk. Its rows go as they are into a temporary table; the
-    series numbers, the templates, the instance numbers and the rollups are then set in
-    SQL, so that no Python runs per instance here."""
+    series numbers, the templates and the instance numbers are then set in SQL, and the
+    chunk's hourly sums added to the rollups, so that no Python runs per instance here."""
     changes = [EntityHistory(i, list(t), None, None, []) for i, t in ts.chunk_types(chunk).items()]
     hids = _entities(conn, tenant, changes, merge_types=True)
     keys = [(hids[entity_id], attr, dataset) for entity_id, _, attr, dataset in chunk.series]
@@ -739,14 +741,15 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
         "ORDER BY m.sid, r.observed, r.rowid",
         (first - lowest,),
     )
+    conn.executemany("INSERT INTO temp.import_sums VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk.sums)
     _add_increments(
         conn,
-        f"SELECT m.sid, {ts.floor_sql('r.observed', ts.HOUR)} AS b, {_RAW} {_FROM_STAGED} "
-        f"WHERE r.observed <> {NO_TIME} GROUP BY m.sid, b",
+        "SELECT m.sid, u.hour, u.cnt, u.n, u.s, u.ss, u.mn, u.mx FROM temp.import_sums u "
+        "JOIN temp.import_series m ON m.k = u.k",
         (),
     )
-    conn.execute("DELETE FROM temp.import_rows")
-    conn.execute("DELETE FROM temp.import_series")
+    for table in ("import_rows", "import_series", "import_sums"):
+        conn.execute(f"DELETE FROM temp.{table}")
     conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
     return chunk.size
 

@@ -145,6 +145,9 @@ class ImportChunk(NamedTuple):
     timed: list[tuple[int, int, int, int, int | None, int | float | None, bytes]]
     """Rows of instances that give their own times: (index in ``series``, observedAt,
     createdAt, modifiedAt, deletedAt, number, document)."""
+    sums: list[tuple[int, int, int, int, float, float, Any, Any]]
+    """What the rows add to the hourly rollups: (index in ``series``, hour, instances,
+    numbers, sum, sum of squares, min, max) for each hour a series has instances in."""
 
     @property
     def size(self) -> int:

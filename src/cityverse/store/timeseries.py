@@ -33,7 +33,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from cityverse.core.model import Instance
@@ -639,7 +639,7 @@ def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
     and modifiedAt of instances that give none). A pure function of plain values, so it
     can run in a parser process."""
     numbered = _Numbered()
-    chunk = ImportChunk(numbered.series, now, [], [])
+    chunk = ImportChunk(numbered.series, now, [], [], [])
     append = chunk.rows.append
     # The loop below runs once per instance imported: kept lean on purpose.
     for entity_id, types, attr, observed, inst, dataset in rows:
@@ -654,6 +654,7 @@ def prepare_import(rows: Iterable[ImportRow], now: int) -> ImportChunk:
             )
         else:
             append((k, observed, num, doc))
+    _add_hourly_sums(chunk)
     return chunk
 
 
@@ -666,7 +667,7 @@ def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
     """What ``prepare_import`` makes of the readings' Property instances, without making
     them: a number's document depends on its unitCode and datasetId only."""
     numbered = _Numbered()
-    chunk = ImportChunk(numbered.series, now, [], [])
+    chunk = ImportChunk(numbered.series, now, [], [], [])
     append = chunk.rows.append
     docs: dict[tuple[str | None, str | None], bytes] = {}
     # The loop below runs once per instance imported: kept lean on purpose.
@@ -681,7 +682,33 @@ def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
         else:
             doc, num = split_number(plain_instance(value, unit, dataset))
             append((k, observed, num, doc))
+    _add_hourly_sums(chunk)
     return chunk
+
+
+def _add_hourly_sums(chunk: ImportChunk) -> None:
+    """Fill ``chunk.sums`` from its rows (where they are made: in a parser process, this
+    is work the store's writer does not do)."""
+    acc: dict[tuple[int, int], list[Any]] = {}
+    get = acc.get
+    timed = ((k, observed, num) for k, observed, _, _, _, num, _ in chunk.timed)
+    for k, observed, num in chain(((k, o, n) for k, o, n, _ in chunk.rows), timed):
+        if observed == NO_TIME:
+            continue
+        key = (k, observed - observed % HOUR)
+        figures = get(key)
+        if figures is None:
+            figures = acc[key] = [0, 0, 0.0, 0.0, None, None]
+        figures[0] += 1
+        if num is not None:
+            figures[1] += 1
+            figures[2] += num
+            figures[3] += num * num
+            if figures[4] is None or num < figures[4]:
+                figures[4] = num
+            if figures[5] is None or num > figures[5]:
+                figures[5] = num
+    chunk.sums.extend((k, hour, *figures) for (k, hour), figures in acc.items())
 
 
 def plain_instance(value: Any, unit: str | None, dataset: str | None) -> Instance:
