@@ -278,6 +278,7 @@ def _parse_block(line: int, block: bytes) -> tuple[ImportChunk, HistoryReport]:
     report = HistoryReport()
     reader = csv.reader(io.StringIO(block.decode("utf-8", "surrogateescape"), newline=""))
     chunk = prepare_readings(_csv_readings(reader, header, names, report, line - 1), now)
+    # The command counts the entities from the chunk's series: the set need not travel.
     report.entities = set()
     return chunk, report
 
@@ -301,7 +302,7 @@ async def parallel_csv_chunks(
     end = _records_end(block, first=True) or len(block)
     header = next(csv.reader(io.StringIO(block[:end].decode("utf-8", "surrogateescape"))), [])
     csv_columns(header)
-    rest = [(2, block[end:])] if block[end:] else []
+    rest = [(1 + block.count(b"\n", 0, end), block[end:])] if block[end:] else []
     loop = asyncio.get_running_loop()
     pool = ProcessPoolExecutor(
         workers,
