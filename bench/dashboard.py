@@ -6,9 +6,13 @@ spots, a quarter each) through the NGSI-LD API, opens the dashboard in headless 
 (Debian's, driven by Playwright) and measures:
 
 - first contentful paint, the time until the map has drawn the layers that are switched
-  on (``performance.mark('cityverse-layers-drawn')``: the first meaningful paint) and
-  the time until every entity is loaded, those of the layers switched off included
-  (``cityverse-all-loaded``: search and counts complete);
+  on (``performance.mark('cityverse-layers-drawn')``: the first meaningful paint), the
+  time the twin's list of types confirmed that nothing of those layers was missing
+  (``cityverse-layers-checked``; the first mark is made then, with the time of the
+  drawing) and the time until every entity is loaded, those of the layers switched off
+  included (``cityverse-all-loaded``: search and counts complete);
+- the requests the page made before that paint (the dashboard's own files left out):
+  what each asked for, when it left and when its answer had arrived;
 - every frame while the map pans, zooms and tilts, from a Chrome performance trace (CDP
   ``Tracing``): the longest frame and the share over 50 ms, once with the layers as
   the dashboard opens and once with every layer switched on.
@@ -106,6 +110,29 @@ ALL_LAYERS_ON = """async () => {
         if (!box.checked) box.click();
     }
     await new Promise((resolve) => window.cityverse.map.once('idle', resolve));
+}"""
+
+
+# The requests the page made before its first meaningful paint (the dashboard's files
+# left out): what each asked for, when it left and when its answer had arrived.
+LOAD_REQUESTS = """() => {
+    const drawn = performance.getEntriesByName('cityverse-layers-drawn')[0]?.startTime ?? Infinity;
+    const short = (iri) => iri.slice(Math.max(iri.lastIndexOf('/'), iri.lastIndexOf('#')) + 1);
+    return performance.getEntriesByType('resource')
+        .filter((e) => e.startTime < drawn && !new URL(e.name).pathname.startsWith('/ui/static/'))
+        .map((e) => {
+            const url = new URL(e.name);
+            const type = url.searchParams.get('type');
+            const offset = url.searchParams.get('offset');
+            return {
+                what: url.pathname + (type ? ` ${type.split(',').map(short).join(',')}` : '')
+                    + (offset ? ` @${offset}` : ''),
+                start_ms: Math.round(e.startTime),
+                end_ms: Math.round(e.responseEnd),
+                bytes: e.encodedBodySize,
+            };
+        })
+        .sort((a, b) => a.start_ms - b.start_ms);
 }"""
 
 
@@ -213,9 +240,11 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
                 """() => {
                 const at = (name) => performance.getEntriesByName(name)[0]?.startTime ?? null;
                 return { fcp: at('first-contentful-paint'), layers: at('cityverse-layers-drawn'),
+                         checked: at('cityverse-layers-checked'),
                          all: at('cityverse-all-loaded') ?? at('cityverse-layers-drawn') };
             }"""
             )
+            requests = page.evaluate(LOAD_REQUESTS)
             shown = page.evaluate("() => window.cityverse.entities.size")
             software = page.evaluate("() => document.body.dataset.rendering === 'software'")
             frames = {}
@@ -253,7 +282,11 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
         "load_city_s": round(load_s, 2),
         "first_contentful_paint_ms": round(paint["fcp"], 1) if paint["fcp"] else None,
         "layers_drawn_ms": round(paint["layers"], 1) if paint["layers"] else None,
+        "layers_checked_ms": round(paint["checked"], 1) if paint["checked"] else None,
         "all_loaded_ms": round(paint["all"], 1) if paint["all"] else None,
+        "requests_before_paint": len(requests),
+        "last_answer_before_paint_ms": max((r["end_ms"] for r in requests), default=None),
+        "load_requests": requests,
         "pan_zoom": {name: frame_figures(times) for name, times in frames.items()},
         "targets": {"first_meaningful_paint_ms": 2000, "frame_max_ms": 50},
     }

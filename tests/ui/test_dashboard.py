@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from tests.ui.city import (
     SDM,
     SIMULATED_JUNCTION,
 )
-from tests.ui.conftest import Page
+from tests.ui.conftest import Page, opened
 
 SOURCE_FEATURES = """async (source) => {
     const data = await window.cityverse.map.getSource(source).getData();
@@ -77,6 +77,84 @@ def test_the_map_renders_the_city(dashboard: Page, artefacts: Path) -> None:
     )
     assert colours > 5, f"the map looks blank ({colours} colours); see {shot}"
     assert not dashboard.errors
+
+
+def test_the_map_is_given_only_what_it_draws(dashboard: Page) -> None:
+    page = dashboard.page
+    # Each feature in the map's sources: its id, its type and what its layer's style reads.
+    for source, drawn in (
+        ("water-pt", {"pressure"}),
+        ("water-geo", set()),
+        ("buildings-geo", {"height"}),
+    ):
+        features = source_features(page, source)
+        assert features, source
+        for properties in features:
+            assert set(properties) <= {"id", "type", *drawn}, (source, properties)
+    # The page keeps the rest (for the search and the panels), but the location only once:
+    # as the geometry.
+    stored = page.evaluate("() => window.cityverse.entities.get('urn:ngsi-ld:Junction:J1').feature")
+    assert stored["properties"]["name"] == "Junction 1"
+    assert "location" not in stored["properties"]
+    assert stored["geometry"]["type"] == "Point"
+
+
+def test_the_layers_switched_on_are_asked_for_first(dashboard: Page) -> None:
+    page = dashboard.page
+    page.wait_for_selector("body[data-loaded='true']")
+    api = [unquote(url) for url in dashboard.requests if "/ngsi-ld/v1/" in url]
+    queries = [url for url in api if "/ngsi-ld/v1/entities?" in url]
+    # The water network, switched on, under its Smart Data Models names: asked for before
+    # the list of the twin's types (which reads every entity).
+    junctions = api.index(next(url for url in queries if "EPANET/Junction" in url))
+    assert junctions < api.index(next(url for url in api if "/ngsi-ld/v1/types" in url))
+    # The location comes once, as the geometry, in every answer.
+    assert all("omit=location" in url for url in queries), queries
+    # The layers switched off are asked for once the others are drawn.
+    drawn, switched_off = page.evaluate(
+        r"""() => [
+        performance.getEntriesByName('cityverse-layers-drawn')[0].startTime,
+        performance.getEntriesByType('resource')
+            .filter((e) => /\/entities\?type=[^&]*(Streetlight|WasteContainer|ParkingSpot)/
+                .test(decodeURIComponent(e.name)))
+            .map((e) => e.startTime),
+    ]"""
+    )
+    assert len(switched_off) == 3, switched_off
+    assert min(switched_off) >= drawn
+
+
+def test_types_and_attributes_named_otherwise_are_drawn_with_the_rest(
+    browser: Any, server: str
+) -> None:
+    """What the Smart Data Models names did not bring is loaded, from the twin's list of
+    types, before the map counts as drawn: here the buildings (written with the core
+    @context) and a junction whose pressure has an IRI of its own."""
+    junction = {
+        "id": "urn:ngsi-ld:Junction:elsewhere",
+        "type": "https://smartdatamodels.org/dataModel.WaterDistributionManagementEPANET/Junction",
+        "https://example.org/water#pressure": {"type": "Property", "value": 77.5},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [-2.31, 34.921]},
+        },
+    }
+    r = httpx.post(f"{server}/ngsi-ld/v1/entities", json=junction)
+    assert r.status_code == 201, r.text
+    try:
+        with opened(browser, server, 30_000) as dashboard:
+            page = dashboard.page
+            page.wait_for_function(
+                "() => performance.getEntriesByName('cityverse-layers-drawn').length > 0"
+            )
+            water = {p["id"]: p for p in source_features(page, "water-pt")}
+            assert water[junction["id"]]["pressure"] == 77.5
+            assert water["urn:ngsi-ld:Junction:J0"]["pressure"] == pytest.approx(LIVE_PRESSURE)
+            heights = sorted(p["height"] for p in source_features(page, "buildings-geo"))
+            assert heights == [6, 12, 18, 24, 30, 36]
+            assert not dashboard.errors
+    finally:
+        httpx.delete(f"{server}/ngsi-ld/v1/entities/{junction['id']}")
 
 
 def test_a_layer_switches_off_and_on(dashboard: Page) -> None:

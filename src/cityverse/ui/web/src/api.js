@@ -110,6 +110,27 @@ export async function request(url, init = {}, token = credential) {
   return response;
 }
 
+const early = new Map(); // key -> {token, answer}: asked for by boot.js
+
+/**
+ * Ask now (`ask()`: a promise) for what the page will take later with `takeEarly(key)`:
+ * boot.js starts the first requests while the rest of the dashboard's code is still
+ * being read.
+ */
+export function askEarly(key, ask) {
+  const answer = ask();
+  answer.catch(() => {}); // a failure is the taker's to handle, or nobody's
+  early.set(key, { token: credential, answer });
+}
+
+/** The answer asked for early under `key`, once; null when there is none, or when it was
+ * asked for with another credential than the one in use now. */
+export function takeEarly(key) {
+  const asked = early.get(key);
+  early.delete(key);
+  return asked && asked.token === credential ? asked.answer : null;
+}
+
 /** Fetch JSON; a non-2xx answer throws HttpError with the ProblemDetails' detail. */
 export async function getJson(url, headers = {}, init = {}) {
   const response = await request(url, { ...init, headers: { Accept: 'application/json', ...headers } });
@@ -168,11 +189,14 @@ export function attrsFor(typeIri, attributes, wanted) {
 }
 
 /** Every entity of one type as GeoJSON features (keyValues), paged `PAGE` at a time;
- * with `attrs`, only those attributes (a smaller answer, faster to make and to read). */
+ * with `attrs`, only those attributes (a smaller answer, faster to make and to read).
+ * The location comes once, as each feature's geometry (`omit`, GS CIM 009 v1.8.1), not a
+ * second time among its properties. */
 export async function featuresOfType(typeIri, onPage, attrs = null) {
   const headers = headersFor(typeIri, 'application/geo+json');
   const only = attrs ? `&attrs=${attrs.map(encodeURIComponent).join(',')}` : '';
-  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}${only}`;
+  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}${only}`
+    + '&omit=location';
   const first = await getJson(`${base}&offset=0&count=true`, headers);
   const total = Number(first.response.headers.get('NGSILD-Results-Count') || first.body.features.length);
   const features = first.body.features;

@@ -6,15 +6,18 @@
 // costs the map a pass on each frame, even an empty one (in software rendering, a
 // dozen empty layers cost as much as all the city's points).
 
+// `attrs`: the attributes a big layer asks the server for (null: all of them); `draws`:
+// those its map style reads, the only ones given to the map with `id` and `type`.
 export const LAYERS = [
-  { id: 'streets', types: ['RoadSegment'], colour: '#c9c2b2', on: true, attrs: ['name'] },
-  { id: 'buildings', types: ['Building'], colour: '#b8ad9a', on: true, attrs: ['height', 'name'] },
+  { id: 'streets', types: ['RoadSegment'], colour: '#c9c2b2', on: true, attrs: ['name'], draws: [] },
+  { id: 'buildings', types: ['Building'], colour: '#b8ad9a', on: true, attrs: ['height', 'name'], draws: ['height'] },
   {
     id: 'water',
     types: ['Junction', 'Pipe', 'Tank', 'Reservoir', 'Pump', 'Valve'],
     colour: '#1f78b4',
     on: true,
     attrs: ['pressure', 'level', 'flow', 'name', 'status'],
+    draws: ['pressure'],
   },
   {
     id: 'sensors',
@@ -22,17 +25,25 @@ export const LAYERS = [
       'WeatherObserved', 'NoiseLevelObserved'],
     colour: '#00897b',
     on: true,
+    draws: [],
   },
-  { id: 'alerts', types: ['Alert'], colour: '#d32f2f', on: true },
-  { id: 'streetlights', types: ['Streetlight'], colour: '#c79100', on: false, attrs: ['powerState', 'status', 'name'] },
-  { id: 'waste', types: ['WasteContainer'], colour: '#6d4c41', on: false, attrs: ['fillingLevel', 'status', 'name'] },
-  { id: 'parking', types: ['ParkingSpot'], colour: '#3949ab', on: false, attrs: ['status', 'name'] },
+  { id: 'alerts', types: ['Alert'], colour: '#d32f2f', on: true, draws: ['severity', 'area'] },
+  {
+    id: 'streetlights', types: ['Streetlight'], colour: '#c79100', on: false,
+    attrs: ['powerState', 'status', 'name'], draws: ['powerState', 'status'],
+  },
+  {
+    id: 'waste', types: ['WasteContainer'], colour: '#6d4c41', on: false,
+    attrs: ['fillingLevel', 'status', 'name'], draws: ['fillingLevel'],
+  },
+  { id: 'parking', types: ['ParkingSpot'], colour: '#3949ab', on: false, attrs: ['status', 'name'], draws: ['status'] },
   {
     id: 'reports',
     types: ['ServiceRequest', 'Open311ServiceRequest', 'CitizenReport', 'Issue'],
     colour: '#8e24aa',
     on: true,
     onlyWhenPresent: true,
+    draws: [],
   },
 ];
 
@@ -48,6 +59,31 @@ export const SDM_SUBJECTS = {
   Streetlight: 'Streetlighting', WasteContainer: 'WasteManagement', ParkingSpot: 'Parking',
   ServiceRequest: 'ServiceRequest', Open311ServiceRequest: 'ServiceRequest', Issue: 'IssueReporting',
 };
+
+const SDM = 'https://smartdatamodels.org/';
+// Attributes the Smart Data Models share (under https://smartdatamodels.org/); the others
+// are each model's own (https://smartdatamodels.org/dataModel.<subject>/<name>).
+const SDM_COMMON = new Set(['name', 'address', 'dateObserved']);
+
+/**
+ * What a layer's types and the attributes it asks for (`layer.attrs`) are called under
+ * the Smart Data Models: [{iri, attrs}] (`attrs` null when the layer asks for every
+ * attribute). With these the layer is asked for before the list of the twin's types
+ * comes back; that list then says whether anything was named otherwise.
+ */
+export function usualNames(layer) {
+  const out = [];
+  for (const name of layer.types) {
+    const subject = SDM_SUBJECTS[name];
+    if (!subject) continue;
+    const model = `${SDM}dataModel.${subject}/`;
+    const attrs = layer.attrs
+      ? ['location', ...layer.attrs.map((attr) => (SDM_COMMON.has(attr) ? SDM : model) + attr)]
+      : null;
+    out.push({ iri: `${model}${name}`, attrs });
+  }
+  return out;
+}
 
 /** The layer that shows entities of a type (by short name), or undefined. */
 export function layerForType(name) {
@@ -132,13 +168,17 @@ function add(map, spec, visible) {
 
 /**
  * Make what a domain layer needs to draw `kinds` (a set of 'point', 'line', 'polygon'),
- * if it is not there yet. `view3d` says whether buildings stand extruded or lie flat.
+ * if it is not there yet. `view3d` says whether buildings stand extruded or lie flat;
+ * `data.pt` and `data.geo` are the features a source made now starts with (the map's
+ * worker then reads them once, not an empty collection first); `lean`: the map is drawn
+ * without a GPU, and the buildings' edges are not smoothed (the outlines of thousands of
+ * small footprints cost the emulated GPU about a quarter of each frame).
  */
-export function ensureLayer(map, layer, kinds, { view3d = false } = {}) {
+export function ensureLayer(map, layer, kinds, { view3d = false, data = {}, lean = false } = {}) {
   const geo = `${layer.id}-geo`;
   const pt = `${layer.id}-pt`;
   if ((kinds.has('line') || kinds.has('polygon')) && !map.getSource(geo)) {
-    map.addSource(geo, { type: 'geojson', data: EMPTY, buffer: 32, tolerance: 0.5 });
+    map.addSource(geo, { type: 'geojson', data: data.geo ?? EMPTY, buffer: 32, tolerance: 0.5 });
   }
   if (kinds.has('polygon')) {
     add(map, {
@@ -147,7 +187,7 @@ export function ensureLayer(map, layer, kinds, { view3d = false } = {}) {
       source: geo,
       filter: ['==', ['geometry-type'], 'Polygon'],
       paint: layer.id === 'buildings'
-        ? { 'fill-color': layer.colour, 'fill-opacity': 0.9 }
+        ? { 'fill-color': layer.colour, 'fill-opacity': 0.9, 'fill-antialias': !lean }
         : { 'fill-color': layer.id === 'alerts' ? ALERT : layer.colour, 'fill-opacity': 0.3,
           'fill-outline-color': layer.id === 'alerts' ? ALERT : layer.colour },
     }, !(layer.id === 'buildings' && view3d));
@@ -187,7 +227,7 @@ export function ensureLayer(map, layer, kinds, { view3d = false } = {}) {
     // Clustering keeps tens of thousands of points fluid: the worker merges them per zoom.
     map.addSource(pt, {
       type: 'geojson',
-      data: EMPTY,
+      data: data.pt ?? EMPTY,
       cluster: true,
       clusterRadius: 40,
       clusterMaxZoom: 15,

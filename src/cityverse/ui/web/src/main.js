@@ -3,12 +3,15 @@
 // What it shows is what the signed-in person (or, before sign-in, the public) may see:
 // signing in or out loads it all again.
 
+import './boot.js'; // first: the layers switched on are asked for before the map is set up
 import * as maplibregl from 'maplibre-gl';
-import { attrsFor, entityTypes, featuresOfType, liveStream, shortName } from './api.js';
+import { attrsFor, entityTypes, featuresOfType, liveStream, shortName, takeEarly } from './api.js';
 import { initSignIn } from './auth.js';
 import { eventParser } from './sse.js';
 import { initialLanguage, onLanguage, setLanguage, t } from './i18n.js';
-import { baseStyle, ensureLayer, LAYERS, layerForType, partIds, SDM_SUBJECTS, setVisible } from './layers.js';
+import {
+  baseStyle, ensureLayer, LAYERS, layerForType, partIds, SDM_SUBJECTS, setVisible, usualNames,
+} from './layers.js';
 import { closeInspector, el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
 import {
   bindMap, clearEntities, entities, entitiesOfLayer, flush, hold, onChange, putFeature, release, removeEntity,
@@ -39,7 +42,7 @@ const map = new maplibregl.Map({
 });
 map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
 map.addControl(new maplibregl.ScaleControl(), 'bottom-right');
-bindMap(map, (layer, kinds) => ensureLayer(map, layer, kinds, { view3d }));
+bindMap(map, (layer, kinds, data) => ensureLayer(map, layer, kinds, { view3d, data, lean: software }));
 
 window.cityverse = { map, entities, inspect, flush };
 
@@ -69,13 +72,12 @@ document.getElementById('view3d').addEventListener('click', (event) => {
   map.easeTo({ pitch: view3d ? 60 : 0, bearing: view3d ? -20 : 0, duration: 600 });
 });
 
-let mapLoaded = false;
+let software = false; // WebGL runs on the CPU (see softwareRendering)
 map.on('load', () => {
-  if (softwareRendering()) lightenWhileMoving();
-  mapLoaded = true;
-  renderLayerList();
-  loadTwin();
+  software = softwareRendering();
+  if (software) lightenWhileMoving();
 });
+const mapLoaded = new Promise((resolve) => map.once('load', resolve));
 initSignIn({ onChange: reloadTwin });
 
 map.on('click', (event) => {
@@ -110,16 +112,20 @@ function softwareRendering() {
   return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
 }
 
+let lightened = false; // drawn at half the resolution for now (see lightenWhileMoving)
+let sharpenWhenDrawn = () => {}; // sharp as soon as what the map was given is drawn
+
 /**
- * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves,
- * draw it at half the resolution (a quarter of the pixels), and sharp again once it has
- * been still for a moment. Panning and zooming stay fluid on a machine without a GPU.
+ * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves, and
+ * while it waits for the tiles of the new view, draw it at half the resolution (a quarter
+ * of the pixels), and sharp again once it has been still for a moment with every tile
+ * it needs. Panning and zooming stay fluid on a machine without a GPU.
  */
 function lightenWhileMoving() {
   const sharp = map.getPixelRatio();
-  let light = false;
   let switching = false; // a change of resolution fires move events of its own
   let timer = 0;
+  let still = 0; // each time the map stops; a later stop or a move cancels the wait
   const use = (ratio) => {
     switching = true;
     try {
@@ -128,55 +134,152 @@ function lightenWhileMoving() {
       switching = false;
     }
   };
+  const sharpen = (mine) => {
+    if (mine !== still || !lightened) return;
+    if (!map.loaded()) {
+      map.once('idle', () => sharpen(mine));
+      return;
+    }
+    lightened = false;
+    use(sharp);
+  };
   map.on('movestart', () => {
     if (switching) return;
+    still += 1;
     clearTimeout(timer);
-    if (!light) {
-      light = true;
+    if (!lightened) {
+      lightened = true;
       use(sharp / 2);
     }
   });
   map.on('moveend', () => {
     if (switching) return;
+    const mine = ++still;
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (light) {
-        light = false;
-        use(sharp);
-      }
-    }, 400);
+    timer = setTimeout(() => sharpen(mine), 400);
   });
+  sharpenWhenDrawn = () => {
+    const mine = ++still;
+    clearTimeout(timer);
+    sharpen(mine);
+  };
   document.body.dataset.rendering = 'software';
+}
+
+/** Resolves at the first 'idle' after a frame drawn at full resolution (the map has
+ * drawn, sharp, what it was given), with the time of that moment (performance.now()). */
+function whenDrawn() {
+  return new Promise((resolve) => {
+    let sharpFrame = false;
+    const rendered = () => {
+      sharpFrame = !lightened;
+    };
+    const check = () => {
+      if (!sharpFrame) {
+        map.once('idle', check);
+        return;
+      }
+      map.off('render', rendered);
+      resolve(performance.now());
+    };
+    map.on('render', rendered);
+    map.once('idle', check);
+    map.triggerRepaint(); // 'idle' follows a frame, even when there was nothing to draw
+  });
 }
 
 // ---------------------------------------------------------------- loading
 
 let loads = 0; // each load of the twin; a newer one (another person signed in) wins
 let firstLoad = true;
+const SETTLE_MS = 10_000; // the longest the layers switched off wait for the map to settle
 
-/** Load the twin: what is switched on first, drawn at once; the rest (for search and the
- * counts) after; the live stream in between. */
+/**
+ * Load the twin: the layers switched on first, drawn at once; the live stream; then, once
+ * the map has drawn them, the others (for search and the counts).
+ *
+ * The layers switched on are asked for first, under their types' usual names (boot.js
+ * does it before the map is set up); the server then lists the types the twin holds
+ * while the map draws them (the list takes it a while: it reads every entity). The list
+ * says whether a type or an attribute was named otherwise; those are loaded too, and
+ * drawn, before the map counts as drawn.
+ */
 async function loadTwin() {
   const mine = ++loads;
   document.body.dataset.loaded = 'false';
-  const types = await loadTypes(mine);
-  if (mine !== loads) return;
   hold();
-  await loadAll(types.filter((type) => visible.get(type.layer.id)), mine);
+  const shown = LAYERS.filter((layer) => visible.get(layer.id));
+  const asked = (await Promise.all(shown.map((layer) => loadUsual(layer, mine)))).flat();
+  const listed = loadTypes(mine);
+  await mapLoaded;
   if (mine !== loads) return; // the newer load holds and releases the map itself
-  fitToCity();
+  renderLayerList();
+  const fitted = fitToCity();
   release();
+  sharpenWhenDrawn();
+  let drawn = whenDrawn();
+  const types = await listed;
+  if (mine !== loads) return;
+  const missing = types.filter((type) => visible.get(type.layer.id) && !covered(type, asked));
+  if (missing.length) {
+    hold();
+    await loadAll(missing, mine);
+    if (mine !== loads) return;
+    if (!fitted) fitToCity();
+    release();
+    sharpenWhenDrawn();
+    drawn = whenDrawn();
+  }
   if (firstLoad) {
+    // The first meaningful paint: the moment the map had drawn every entity of the layers
+    // switched on, marked once the list of types has said that none was missing.
     firstLoad = false;
-    map.once('idle', () => performance.mark('cityverse-layers-drawn'));
+    performance.mark('cityverse-layers-checked');
+    drawn.then((at) => performance.mark('cityverse-layers-drawn', { startTime: at }));
     document.body.dataset.ready = 'true';
   }
   openFromHash();
   openStream();
+  // The layers switched off wait until the others are drawn: their answers would be
+  // read, and the live changes drawn, on the cores that the map's worker and frames need.
+  await Promise.race([drawn, new Promise((resolve) => setTimeout(resolve, SETTLE_MS))]);
+  if (mine !== loads) return;
   await loadAll(types.filter((type) => !visible.get(type.layer.id)), mine);
   if (mine !== loads) return;
   performance.mark('cityverse-all-loaded');
   document.body.dataset.loaded = 'true';
+}
+
+/** Load a layer's entities under its types' usual names (see usualNames), or take them
+ * from boot.js, which asked for them first; returns what was loaded: [{layer, iri,
+ * attrs}] (without the types the server would not answer for). */
+async function loadUsual(layer, mine) {
+  const jobs = usualNames(layer).map(async ({ iri, attrs }) => {
+    const put = (page) => {
+      if (mine !== loads) return;
+      for (const feature of page) putFeature(feature, iri, layer);
+    };
+    try {
+      const asked = takeEarly(`type:${iri}`);
+      if (asked) put(await asked);
+      else await featuresOfType(iri, put, attrs);
+    } catch (error) {
+      console.warn(`could not load ${shortName(iri)}: ${error.message}`);
+      return null;
+    }
+    return { layer, iri, attrs };
+  });
+  return (await Promise.all(jobs)).filter(Boolean);
+}
+
+/** Whether loading the usual names (`loaded`) brought the entities of a listed type,
+ * with the attributes its layer asks for. */
+function covered(type, loaded) {
+  const done = loaded.find((entry) => entry.iri === type.iri);
+  if (!done) return false;
+  if (!done.attrs) return true; // every attribute was asked for
+  if (!type.attributes) return false;
+  return type.attributes.every((name) => !type.layer.attrs.includes(shortName(name)) || done.attrs.includes(name));
 }
 
 /** Someone signed in or out: forget what was shown and load what they may see. */
@@ -190,7 +293,7 @@ function reloadTwin() {
   closeInspector();
   resetTime();
   loadWater();
-  if (mapLoaded) loadTwin();
+  loadTwin();
 }
 
 /** The types the twin holds that a layer shows: [{iri, name, attributes, layer}]. */
@@ -227,6 +330,7 @@ async function loadAll(types, mine) {
   if (mine === loads) renderLayerList();
 }
 
+/** Show every entity loaded; false when there is none to show. */
 function fitToCity() {
   const bounds = new maplibregl.LngLatBounds();
   for (const stored of entities.values()) {
@@ -234,7 +338,9 @@ function fitToCity() {
     if (!geometry) continue;
     for (const position of positions(geometry)) bounds.extend(position);
   }
-  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 17 });
+  if (bounds.isEmpty()) return false;
+  map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 17 });
+  return true;
 }
 
 function positions(geometry) {
@@ -380,3 +486,10 @@ export function applyNotification(message) {
 }
 window.cityverse.applyNotification = applyNotification;
 window.cityverse.eventParser = eventParser;
+
+// ---------------------------------------------------------------- start
+
+// The twin is asked for now, not once the map has loaded: the server's answers and the
+// map's start (its worker, its style, its first frame) overlap.
+renderLayerList();
+loadTwin();

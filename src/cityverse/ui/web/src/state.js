@@ -20,7 +20,8 @@ let flushTimer = 0;
 let holding = false;
 const changeListeners = [];
 
-/** Draw on `theMap`; `ensureLayer(layer, kinds)` makes a layer's sources before use. */
+/** Draw on `theMap`; `ensureLayer(layer, kinds, data)` makes a layer's sources (with
+ * their first features) and MapLibre layers before use. */
 export function bindMap(theMap, ensureLayer) {
   map = theMap;
   ensure = ensureLayer;
@@ -55,12 +56,14 @@ function partOf(layerId, geometry) {
   return geometry.type === 'Point' ? 'pt' : 'geo';
 }
 
-/** Store a GeoJSON feature (keyValues) of an entity; its properties keep short names. */
+/** Store a GeoJSON feature (keyValues) of an entity; its properties keep short names
+ * (the location is its geometry, not kept twice). */
 export function putFeature(feature, typeIri, layer) {
   const properties = { id: feature.id, type: shortName(typeIri) };
   for (const [key, value] of Object.entries(feature.properties || {})) {
     if (key === 'type' || key === 'id') continue;
-    properties[shortName(key)] = value;
+    const name = shortName(key);
+    if (name !== 'location') properties[name] = value;
   }
   const previous = entities.get(feature.id);
   const stored = {
@@ -144,7 +147,9 @@ function markDirty(layerId, part = null) {
 }
 
 // Many changes (a page of entities, a burst of notifications) make one redraw, and none
-// is made while the map moves: each would have the map's worker tile a layer again.
+// is made while the map moves or is still drawing the last one: each would have the
+// map's worker tile a layer again (and, while the city first loads, push back the
+// moment it is drawn).
 function schedule() {
   if (flushTimer || holding) return;
   flushTimer = setTimeout(() => {
@@ -153,8 +158,21 @@ function schedule() {
       map.once('moveend', schedule);
       return;
     }
+    if (map && !map.loaded()) {
+      map.once('idle', schedule);
+      return;
+    }
     flush();
   }, 120);
+}
+
+// What the map is given of an entity: its id and type, and the attributes its layer's
+// style reads. Names, addresses and the rest stay here, for the search and the panels:
+// every property given to the map is copied to its worker and written into each tile.
+function drawn(layer, properties) {
+  const out = { id: properties.id, type: properties.type };
+  for (const name of layer.draws) if (properties[name] !== undefined) out[name] = properties[name];
+  return out;
 }
 
 // What an alert's search area adds to the map: its polygon, named by the alert.
@@ -184,12 +202,11 @@ export function flush() {
     const shapes = [];
     for (const stored of entities.values()) {
       if (stored.layer.id !== layerId || !stored.feature.geometry) continue;
-      const feature = replaying
-        ? { ...stored.feature, properties: shownProperties(stored.id) }
-        : stored.feature;
+      const properties = replaying ? shownProperties(stored.id) : stored.feature.properties;
+      const feature = { type: 'Feature', geometry: stored.feature.geometry, properties: drawn(layer, properties) };
       (stored.feature.geometry.type === 'Point' ? points : shapes).push(feature);
       if (layerId === 'alerts') {
-        const area = searchArea(stored, feature.properties);
+        const area = searchArea(stored, properties);
         if (area) shapes.push(area);
       }
     }
@@ -198,13 +215,14 @@ export function flush() {
     for (const shape of shapes) {
       kinds.add(shape.geometry.type.includes('Polygon') ? 'polygon' : 'line');
     }
-    if (kinds.size) ensure(layer, kinds);
-    if (parts.includes('pt')) {
-      map.getSource(`${layerId}-pt`)?.setData({ type: 'FeatureCollection', features: points });
-    }
-    if (parts.includes('geo')) {
-      map.getSource(`${layerId}-geo`)?.setData({ type: 'FeatureCollection', features: shapes });
-    }
+    const data = {
+      pt: { type: 'FeatureCollection', features: points },
+      geo: { type: 'FeatureCollection', features: shapes },
+    };
+    // A source made now starts with its features; one there already is given them.
+    const had = { pt: map.getSource(`${layerId}-pt`), geo: map.getSource(`${layerId}-geo`) };
+    if (kinds.size) ensure(layer, kinds, data);
+    for (const part of parts) had[part]?.setData(data[part]);
   }
   for (const layerId of changed) for (const fn of changeListeners) fn(layerId);
 }
