@@ -181,7 +181,7 @@ def split_number(instance: Instance, *, ints: bool = True) -> tuple[bytes, int |
     value: Any = instance.get("value")
     kind = type(value)
     if kind is int:
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             return stored_doc(instance), None
         if not ints:
             return stored_doc(instance), value if instance.get("type") == "Property" else None
@@ -205,7 +205,8 @@ def split_number(instance: Instance, *, ints: bool = True) -> tuple[bytes, int |
 
 _OUT_OF_DOC = frozenset({*TIME_MEMBERS, "instanceId"})
 _PLAIN = frozenset({"type", "value", "unitCode", *TIME_MEMBERS})
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The integers the stores keep as numbers."""
 _plain_docs: dict[str | None, bytes] = {}
 
 

@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 from cityverse.core.model import Instance
 from cityverse.store.base import Outcome
 from cityverse.store.history import (
+    INT64_MAX,
+    INT64_MIN,
     NO_TIME,
     EntityHistory,
     change_time,
@@ -674,7 +676,7 @@ def prepare_readings(readings: Iterable[Reading], now: int) -> ImportChunk:
     for entity_id, types, attr, observed, value, unit, dataset in readings:
         k = numbered.number(entity_id, types, attr, dataset or "")
         kind = type(value)
-        if kind is float or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
+        if kind is float or (kind is int and INT64_MIN <= value <= INT64_MAX):
             doc = docs.get((unit, dataset))
             if doc is None:
                 doc = docs[(unit, dataset)] = split_number(plain_instance(0, unit, dataset))[0]
@@ -719,9 +721,6 @@ def plain_instance(value: Any, unit: str | None, dataset: str | None) -> Instanc
     if dataset is not None:
         instance["datasetId"] = dataset
     return instance
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 async def prepared_chunks(
