@@ -94,6 +94,18 @@ async def test_personal_attributes_hidden_or_pseudonymised(secured: Secured) -> 
     clear = (await secured.client.get(url, headers=secured.headers("operator"))).json()
     assert clear["contactPoint"]["value"] == {"email": SECRET}
     assert clear["customer"]["value"] == "customer-3"
+    # Discovery shows a role the attributes it may see, as it sees them.
+    listed = await secured.client.get("/ngsi-ld/v1/attributes", headers=secured.headers("analyst"))
+    assert "contactPoint" not in listed.json()["attributeList"]
+    assert "customer" in listed.json()["attributeList"]
+    hidden = await secured.client.get(
+        "/ngsi-ld/v1/attributes/contactPoint", headers=secured.headers("analyst")
+    )
+    assert hidden.status_code == 404, hidden.text
+    shown = await secured.client.get(
+        "/ngsi-ld/v1/attributes/contactPoint", headers=secured.headers("operator")
+    )
+    assert shown.status_code == 200 and shown.json()["attributeCount"] == 15
     other = "/ngsi-ld/v1/entities/urn:ngsi-ld:ServiceRequest:other-3"
     there = (await secured.client.get(other, headers=secured.headers("analyst", "other"))).json()
     assert there["customer"]["value"] != pseudonym, "the same value has another pseudonym there"
@@ -123,6 +135,19 @@ async def test_hidden_types_are_not_even_said_to_exist(secured: Secured) -> None
         "/ngsi-ld/v1/entities", params={"type": "Building,Streetlight"}, headers=h
     )
     assert {e["type"] for e in listed.json()} == {"Streetlight"}
+    # Nor does discovery name them, count them or list their attributes.
+    types = await secured.client.get("/ngsi-ld/v1/types", headers=h)
+    assert types.json()["typeList"] == ["Streetlight"]
+    details = await secured.client.get("/ngsi-ld/v1/types?details=true", headers=h)
+    assert [t["typeName"] for t in details.json()] == ["Streetlight"]
+    for path in ("/ngsi-ld/v1/types/Building", "/ngsi-ld/v1/types/ServiceRequest"):
+        info = await secured.client.get(path, headers=h)
+        assert info.status_code == 404, info.text
+    lamps = (await secured.client.get("/ngsi-ld/v1/types/Streetlight", headers=h)).json()
+    assert lamps["entityCount"] == 5
+    attributes = await secured.client.get("/ngsi-ld/v1/attributes?details=true", headers=h)
+    assert {n for a in attributes.json() for n in a["typeNames"]} == {"Streetlight"}
+    assert all(a["attributeCount"] == 5 for a in attributes.json())
     # And it cannot change what it cannot see.
     body = {"level": {"type": "Property", "value": 99}}
     r = await secured.client.patch(
