@@ -536,6 +536,20 @@ _ROLLUP_FROM_ARRAYS = {
 }
 """Per rollup table, the upsert of the figures of (sids, observed times, numbers)."""
 
+_ROLLUP_FROM_SUMS = {
+    table: ts.pg(
+        ts.UPSERT_ROLLUP.format(table=table).replace(
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"SELECT sid, {ts.floor_sql('hour', unit)} AS b, sum(cnt), sum(n), sum(s), "
+            "sum(ss), min(mn), max(mx) FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], "
+            "?::bigint[], ?::float8[], ?::float8[], ?::float8[], ?::float8[]) "
+            "AS r (sid, hour, cnt, n, s, ss, mn, mx) GROUP BY sid, b",
+        )
+    ).encode()
+    for table, unit in ts.ROLLUP_TABLES
+}
+"""Per rollup table, the upsert of hourly figures (sid, hour, cnt, n, s, ss, mn, mx)."""
+
 
 async def _rebuild(conn: Conn, sid: int, lo: int, hi: int) -> None:
     for statement, params in ts.rebuild_steps(sid, lo, hi):
@@ -669,17 +683,20 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: ImportChunk) -> int:
         f"INSERT INTO history_instances ({_COLUMNS}) SELECT {_COLUMNS} FROM history_import "
         "ORDER BY sid, observed"
     )
-    for table, unit in ts.ROLLUP_TABLES:
-        await conn.execute(
-            ts.UPSERT_ROLLUP.format(table=table)
-            .replace(
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                f"SELECT sid, {ts.floor_sql('observed', unit)} AS b, {ts.FIGURES} "
-                "FROM history_import WHERE observed <> %s GROUP BY sid, b",
-            )
-            .encode(),
-            (NO_TIME,),
-        )
+    # The chunk's hourly sums were made where it was parsed: one row per series and hour.
+    sums = chunk.sums
+    columns = (
+        [sids[row[0]] for row in sums],
+        [row[1] for row in sums],
+        [row[2] for row in sums],
+        [row[3] for row in sums],
+        [float(row[4]) for row in sums],
+        [float(row[5]) for row in sums],
+        [None if row[6] is None else float(row[6]) for row in sums],
+        [None if row[7] is None else float(row[7]) for row in sums],
+    )
+    for statement in _ROLLUP_FROM_SUMS.values():
+        await conn.execute(statement, columns)
     return len(rows)
 
 
