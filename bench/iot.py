@@ -143,7 +143,12 @@ def provision(base: str) -> None:
 
 
 def stats(base: str) -> dict[str, Any]:
-    body: dict[str, Any] = _HTTP.get(f"{base}/iot/stats", timeout=10).json()
+    try:
+        response = _HTTP.get(f"{base}/iot/stats", timeout=10)
+    except httpx.TransportError:
+        # A kept-alive connection the server closed as it was reused: ask again once.
+        response = _HTTP.get(f"{base}/iot/stats", timeout=10)
+    body: dict[str, Any] = response.json()
     return body
 
 
@@ -325,7 +330,11 @@ async def _latency(base: str, broker: Broker, args: argparse.Namespace) -> dict[
             url = f"/ngsi-ld/v1/entities/urn:ngsi-ld:{TYPE}:p{device}"
             deadline = sent + 60.0
             while time.monotonic() < deadline:
-                r = await http.get(url, params={"attrs": "a4"})
+                try:
+                    r = await http.get(url, params={"attrs": "a4"})
+                except httpx.TransportError:
+                    # A kept-alive connection the server closed as it was reused.
+                    continue
                 # A later probe of the same device may have overwritten it: that counts too.
                 shown = r.json().get("a4", {}).get("value", 0) if r.status_code == 200 else 0
                 if isinstance(shown, int) and shown >= value:
