@@ -652,3 +652,40 @@ async def test_postgres_create_retried_after_concurrent_insert(pg_store: Postgre
     assert seen == [None, rival]
     assert isinstance(outcome.error, AlreadyExists)
     assert await pg_store.get("", "urn:race") == rival
+
+
+# -- what discovery tells -------------------------------------------------------------
+
+
+async def test_shape_version_grows_when_discovery_may_change(store: EntityStore) -> None:
+    """A creation, a deletion, a type, an attribute's name or kind move the tenant's
+    shape version; a new value does not, nor a failed change or another tenant's."""
+    seen = [await store.shape_version(DEFAULT_TENANT)]
+
+    async def changed(*changes: Change, tenant: str = DEFAULT_TENANT) -> bool:
+        await store.mutate(tenant, list(changes))
+        now = await store.shape_version(DEFAULT_TENANT)
+        grew = now > seen[-1]
+        assert now >= seen[-1]
+        seen.append(now)
+        return grew
+
+    pipe = entity("urn:ngsi-ld:Pipe:1", diameter=prop(200))
+    assert await changed(Change(pipe["id"], create(pipe)))
+    assert not await changed(Change(pipe["id"], set_attr(DIAMETER, 250)))
+    assert not await changed(Change(pipe["id"], keep))
+    assert not await changed(Change(pipe["id"], create(pipe)))  # refused: it exists
+    assert await changed(Change(pipe["id"], set_attr(NAME, "main")))
+    relation = [{"type": "Relationship", "object": "urn:ngsi-ld:Tank:1"}]
+    assert await changed(
+        Change(pipe["id"], lambda e: {**e, "attrs": {**e["attrs"], NAME: relation}})
+    )
+    assert await changed(
+        Change(pipe["id"], lambda e: {**e, "attrs": {**e["attrs"], NAME: [*relation, *prop(1)]}})
+    )
+    assert await changed(Change(pipe["id"], lambda e: {**e, "type": [PIPE, TANK]}))
+    assert not await changed(
+        Change("urn:ngsi-ld:Pipe:9", create(entity("urn:ngsi-ld:Pipe:9"))), tenant="other"
+    )
+    assert await changed(Change(pipe["id"], delete))
+    assert not await changed(Change(pipe["id"], delete))  # nothing left to delete

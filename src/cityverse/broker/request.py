@@ -30,6 +30,9 @@ class Broker:
     listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     """Called with (event, tenant) after a commit: ``written`` after every entity write,
     ``subscriptions`` after a subscription changes. The notifier wakes on them."""
+    shapes: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    """Per tenant, what discovery last read of its entities, with the store's shape
+    version it was read at (see broker/discovery.py)."""
     gate_for: GateFactory | None = None
     """The gate of an ``Owner``'s roles in a tenant, for what its subscriptions deliver
     (set by the app from its security; None: subscriptions with an owner deliver nothing)."""

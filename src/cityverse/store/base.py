@@ -127,6 +127,13 @@ class EntityStore(Protocol):
         """Tenants that hold or held data (the default tenant always exists)."""
         ...
 
+    async def shape_version(self, tenant: str) -> int:
+        """A number that grows with every write that may change what discovery tells of
+        the tenant (entities created or deleted, types, attribute names and kinds); 0
+        before the first. Reading it before the entities tells whether an answer
+        computed from them is still current."""
+        ...
+
     async def put_context(self, context_id: str, document: dict[str, Any]) -> None:
         """Store a hosted @context document under ``context_id`` (replacing)."""
         ...

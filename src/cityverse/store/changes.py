@@ -105,6 +105,31 @@ def plan_changes(
     return plan
 
 
+def reshaped(outcomes: Sequence[Outcome]) -> bool:
+    """Whether the committed outcomes may change what discovery tells of the tenant: an
+    entity created or deleted, its types, or the names or kinds of its attributes.
+    Values alone (a measure, a patch of a value) do not."""
+    for outcome in outcomes:
+        old, new = outcome.old, outcome.new
+        if outcome.error is not None or new is old:
+            continue
+        if old is None or new is None or old["type"] != new["type"]:
+            return True
+        before, after = old["attrs"], new["attrs"]
+        if before.keys() != after.keys():
+            return True
+        for name, instances in after.items():
+            previous = before[name]
+            if instances is previous:
+                continue
+            if len(instances) != len(previous):
+                return True
+            for now, then in zip(instances, previous, strict=True):
+                if now["type"] != then["type"]:
+                    return True
+    return False
+
+
 class Pager:
     """Collects one page of matches from entities fed in order, counting if asked."""
 

@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from cityverse.core.errors import BadRequestData
 from cityverse.core.model import LOCATION, Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
-from cityverse.store.changes import Pager, Plan, Row, chunks, logger, plan_changes
+from cityverse.store.changes import Pager, Plan, Row, chunks, logger, plan_changes, reshaped
 from cityverse.store.postgres_outbox import SCHEMA as OUTBOX_SCHEMA
 from cityverse.store.postgres_outbox import TABLES as OUTBOX_TABLES
 from cityverse.store.postgres_outbox import PostgresOutbox, record_changes
@@ -52,6 +52,7 @@ the planner does not keep planning queries for a table a tenth of its size."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (name text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS shapes (tenant text PRIMARY KEY, version bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS entities (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant text NOT NULL,
@@ -179,6 +180,11 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
     async def clear(self) -> None:
         """Delete every entity, tenant and @context document (tests, demo resets)."""
         async with self._connection() as conn, conn.transaction():
+            # Discovery answers kept by any server process are out of date now.
+            await conn.execute(
+                "INSERT INTO shapes SELECT name, 1 FROM tenants "
+                "ON CONFLICT (tenant) DO UPDATE SET version = shapes.version + 1"
+            )
             for table in ("entities", "tenants", "contexts", *HISTORY_TABLES, *OUTBOX_TABLES):
                 await conn.execute(f"DELETE FROM {table}".encode())
         self._tenants.clear()
@@ -246,6 +252,15 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
             cursor = await conn.execute("SELECT name FROM tenants")
             rows = await cursor.fetchall()
         return sorted({DEFAULT_TENANT, *(name for (name,) in rows)})
+
+    async def shape_version(self, tenant: str) -> int:
+        """A number that grows with every write that may change what discovery tells."""
+        if "\x00" in tenant:
+            return 0
+        async with self._connection() as conn:
+            cursor = await conn.execute("SELECT version FROM shapes WHERE tenant = %s", (tenant,))
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
 
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         """The hosted @context document, or None."""
@@ -447,6 +462,13 @@ async def _mutate(
     # History and notifications commit with the state they describe, or not at all.
     await record_history(conn, tenant, plan.outcomes)
     await record_changes(conn, tenant, plan.outcomes)
+    if reshaped(plan.outcomes):
+        # Last, so that the row is locked only until the commit that follows.
+        await conn.execute(
+            "INSERT INTO shapes VALUES (%s, 1) "
+            "ON CONFLICT (tenant) DO UPDATE SET version = shapes.version + 1",
+            (tenant,),
+        )
     return plan
 
 

@@ -28,7 +28,7 @@ import orjson
 
 from cityverse.core.model import Entity
 from cityverse.store.base import DEFAULT_TENANT, Change, EntityFilter, Outcome, Page
-from cityverse.store.changes import Pager, chunks, logger, plan_changes
+from cityverse.store.changes import Pager, chunks, logger, plan_changes, reshaped
 from cityverse.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from cityverse.store.sqlite_outbox import SqliteOutbox, record_changes
 from cityverse.store.sqlite_temporal import SCHEMA as HISTORY_SCHEMA
@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS entity_types (
     seq INTEGER NOT NULL,
     PRIMARY KEY (tenant, type, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shapes (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS contexts (
     id TEXT PRIMARY KEY,
     doc BLOB NOT NULL,
@@ -155,6 +157,15 @@ class SqliteStore(SqliteTemporal, SqliteOutbox):
         """Tenants that hold or held data (the default tenant always exists)."""
         rows = self._point_reader().execute("SELECT name FROM tenants").fetchall()
         return sorted({DEFAULT_TENANT, *(name for (name,) in rows)})
+
+    async def shape_version(self, tenant: str) -> int:
+        """A number that grows with every write that may change what discovery tells."""
+        row = (
+            self._point_reader()
+            .execute("SELECT version FROM shapes WHERE tenant = ?", (tenant,))
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
 
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         """The hosted @context document, or None."""
@@ -384,6 +395,11 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
             [(tenant, t, seq) for seq, row in numbered for t in row.entity["type"]],
         )
     conn.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?)", (tenant,))
+    if reshaped(plan.outcomes):
+        conn.execute(
+            "INSERT INTO shapes VALUES (?, 1) ON CONFLICT DO UPDATE SET version = version + 1",
+            (tenant,),
+        )
     # History and notifications commit with the state they describe, or not at all.
     record_history(conn, tenant, plan.outcomes)
     record_changes(conn, tenant, plan.outcomes)
