@@ -518,37 +518,39 @@ async def _add_to_rollups(conn: Conn, rows: list[tuple[int, int, int | float | N
     times = [row[1] for row in rows]
     # The number column is a double: an integer is one too (psycopg wants one type).
     numbers = [None if row[2] is None else float(row[2]) for row in rows]
-    for statement in _ROLLUP_FROM_ARRAYS.values():
+    for statement in _ROLLUP_FROM_ARRAYS:
         await conn.execute(statement, (sids, times, numbers))
 
 
-_ROLLUP_FROM_ARRAYS = {
-    table: ts.pg(
-        ts.UPSERT_ROLLUP.format(table=table).replace(
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            f"SELECT sid, {ts.floor_sql('observed', unit)} AS b, count(*), count(num), "
-            "coalesce(sum(num), 0), coalesce(sum(num * num), 0), min(num), max(num) "
-            "FROM unnest(?::bigint[], ?::bigint[], ?::float8[]) AS r (sid, observed, num) "
-            "GROUP BY sid, b",
-        )
-    ).encode()
-    for table, unit in ts.ROLLUP_TABLES
-}
-"""Per rollup table, the upsert of the figures of (sids, observed times, numbers)."""
+def _rollup_upserts(time: str, figures: str, source: str) -> list[bytes]:
+    """Per rollup table, the upsert of ``figures`` of the rows of ``source`` grouped by
+    series and bucket (``time`` rounded down to the table's unit)."""
+    return [
+        ts.pg(
+            ts.UPSERT_ROLLUP.format(table=table).replace(
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"SELECT sid, {ts.floor_sql(time, unit)} AS b, {figures} FROM {source} "
+                "GROUP BY sid, b",
+            )
+        ).encode()
+        for table, unit in ts.ROLLUP_TABLES
+    ]
 
-_ROLLUP_FROM_SUMS = {
-    table: ts.pg(
-        ts.UPSERT_ROLLUP.format(table=table).replace(
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            f"SELECT sid, {ts.floor_sql('hour', unit)} AS b, sum(cnt), sum(n), sum(s), "
-            "sum(ss), min(mn), max(mx) FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], "
-            "?::bigint[], ?::float8[], ?::float8[], ?::float8[], ?::float8[]) "
-            "AS r (sid, hour, cnt, n, s, ss, mn, mx) GROUP BY sid, b",
-        )
-    ).encode()
-    for table, unit in ts.ROLLUP_TABLES
-}
-"""Per rollup table, the upsert of hourly figures (sid, hour, cnt, n, s, ss, mn, mx)."""
+
+_ROLLUP_FROM_ARRAYS = _rollup_upserts(
+    "observed",
+    ts.FIGURES,
+    "unnest(?::bigint[], ?::bigint[], ?::float8[]) AS r (sid, observed, num)",
+)
+"""The upserts of the figures of (sids, observed times, numbers)."""
+
+_ROLLUP_FROM_SUMS = _rollup_upserts(
+    "hour",
+    "sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx)",
+    "unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::float8[], "
+    "?::float8[], ?::float8[]) AS r (sid, hour, cnt, n, s, ss, mn, mx)",
+)
+"""The upserts of hourly figures (sid, hour, cnt, n, s, ss, mn, mx)."""
 
 
 async def _rebuild(conn: Conn, sid: int, lo: int, hi: int) -> None:
@@ -695,7 +697,7 @@ async def _import_chunk(conn: Conn, tenant: str, chunk: ImportChunk) -> int:
         [None if row[6] is None else float(row[6]) for row in sums],
         [None if row[7] is None else float(row[7]) for row in sums],
     )
-    for statement in _ROLLUP_FROM_SUMS.values():
+    for statement in _ROLLUP_FROM_SUMS:
         await conn.execute(statement, columns)
     return len(rows)
 
