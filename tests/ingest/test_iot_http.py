@@ -3,6 +3,7 @@ every bad input counted with its reason, the rate limit, and commands pushed ove
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -95,6 +96,29 @@ async def test_same_value_and_time_again_leaves_the_entity_untouched(
         again = (await app.entity("urn:ngsi-ld:WeatherObserved:ws3", options="sysAttrs")).json()
         assert again == first
         assert (await app.stats())["counts"]["duplicatesIgnored"] == 1
+
+
+async def test_a_new_measure_keeps_when_the_attribute_was_created(
+    store: EntityStore, tmp_path: Path
+) -> None:
+    """A later measure replaces the value and the modification time of the attribute, not
+    its creation time (5.6.3 with overwrite); attributes it does not carry stay."""
+    async with running(store, tmp_path) as app:
+        await _provision(app)
+        params = {"k": "k1", "i": "ws4"}
+        first = {"t": 20, "h": 50, "TimeInstant": "2024-05-01T10:00:00Z"}
+        assert (await app.client.post("/iot/json", params=params, json=first)).status_code == 200
+        before = (await app.entity("urn:ngsi-ld:WeatherObserved:ws4", options="sysAttrs")).json()
+        await asyncio.sleep(0.01)
+        later = {"t": 21, "TimeInstant": "2024-05-01T10:05:00Z"}
+        assert (await app.client.post("/iot/json", params=params, json=later)).status_code == 200
+        after = (await app.entity("urn:ngsi-ld:WeatherObserved:ws4", options="sysAttrs")).json()
+        t0, t1 = before["temperature"], after["temperature"]
+        assert t1["value"] == 21 and t1["observedAt"] == "2024-05-01T10:05:00.000Z"
+        assert t1["createdAt"] == t0["createdAt"]
+        assert t1["modifiedAt"] > t0["modifiedAt"]
+        assert after["modifiedAt"] == t1["modifiedAt"]
+        assert after["relativeHumidity"] == before["relativeHumidity"]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from cityverse.broker.entities import UpdateResult, appending
+from cityverse.broker import attrs as algebra
 from cityverse.broker.request import Broker
 from cityverse.core.entity import iso_now
 from cityverse.core.model import Entity, Instance
@@ -121,13 +121,27 @@ def measure_mutation(
         if not patch:
             duplicates.append(profile.entity_id)
             return entity
-        if current is not None:
+        if current is not None and profile.statics:
             for iri, static in profile.static_instances(now).items():
                 if iri not in attrs:
                     patch[iri] = static
-        return appending(profile.entity_id, patch, now, overwrite=True, result=UpdateResult())(
-            entity
-        )
+        # Append Entity Attributes (5.6.3) with overwrite, as ``appending`` does, with
+        # the usual case (one default instance replacing one) taken directly.
+        merged = dict(attrs)
+        for name, new in patch.items():
+            stored = merged.get(name)
+            if stored is None:
+                merged[name] = new
+            elif (
+                len(new) == len(stored) == 1
+                and "createdAt" in stored[0]
+                and "datasetId" not in stored[0]
+                and "datasetId" not in new[0]
+            ):
+                merged[name] = [{**new[0], "createdAt": stored[0]["createdAt"]}]
+            else:
+                merged[name] = algebra.replace_instances(stored, new)
+        return {**entity, "attrs": merged, "modifiedAt": now}
 
     return apply
 
