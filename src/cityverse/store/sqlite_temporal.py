@@ -456,12 +456,7 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         "INSERT INTO history_instances SELECT * FROM temp.history_staged "
         "ORDER BY sid, observed, iid"
     )
-    _add_increments(
-        conn,
-        f"SELECT sid, {ts.floor_sql('observed', ts.HOUR)} AS b, {_RAW} "
-        f"FROM temp.history_staged WHERE observed <> {NO_TIME} GROUP BY sid, b",
-        (),
-    )
+    _roll_up(conn, "observed", _RAW, f"temp.history_staged WHERE observed <> {NO_TIME}")
     conn.execute("DELETE FROM temp.history_staged")
 
 
@@ -742,11 +737,12 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
         (first - lowest,),
     )
     conn.executemany("INSERT INTO temp.import_sums VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk.sums)
-    _add_increments(
+    _roll_up(
         conn,
-        "SELECT m.sid, u.hour, u.cnt, u.n, u.s, u.ss, u.mn, u.mx FROM temp.import_sums u "
-        "JOIN temp.import_series m ON m.k = u.k",
-        (),
+        "hour",
+        "sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx)",
+        "(SELECT m.sid, u.* FROM temp.import_sums u JOIN temp.import_series m ON m.k = u.k) "
+        "WHERE true",
     )
     for table in ("import_rows", "import_series", "import_sums"):
         conn.execute(f"DELETE FROM temp.{table}")
@@ -754,24 +750,19 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
     return chunk.size
 
 
-def _add_increments(conn: sqlite3.Connection, select: str, params: tuple[Any, ...]) -> None:
-    """Add to the hourly and daily rollups the hourly figures ``select`` gives, as rows
-    (sid, hour, cnt, n, s, ss, mn, mx)."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS history_increments (sid INTEGER, bucket INTEGER, "
-        "cnt INTEGER, n INTEGER, s REAL, ss REAL, mn, mx)"
-    )
-    conn.execute("INSERT INTO temp.history_increments " + select, params)
+def _roll_up(conn: sqlite3.Connection, time: str, figures: str, source: str) -> None:
+    """Add to the hourly and daily rollups the ``figures`` of the rows of ``source``
+    (which have a ``sid``), grouped by series and bucket (``time`` rounded down to the
+    table's unit). ``source`` ends with a WHERE clause: SQLite reads an upsert's
+    ``SELECT`` without one as ambiguous."""
     for table, unit in ts.ROLLUP_TABLES:
         conn.execute(
             ts.UPSERT_ROLLUP.format(table=table).replace(
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                f"SELECT sid, {ts.floor_sql('bucket', unit)} AS b, sum(cnt), sum(n), sum(s), "
-                "sum(ss), min(mn), max(mx) FROM temp.history_increments WHERE true "
+                f"SELECT sid, {ts.floor_sql(time, unit)} AS b, {figures} FROM {source} "
                 "GROUP BY sid, b",
             )
         )
-    conn.execute("DELETE FROM temp.history_increments")
 
 
 # -- reads (on a reader connection, in a worker thread) -----------------------------------
