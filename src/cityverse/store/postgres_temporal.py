@@ -522,31 +522,20 @@ async def _add_to_rollups(conn: Conn, rows: list[tuple[int, int, int | float | N
         await conn.execute(statement, (sids, times, numbers))
 
 
-def _rollup_upserts(time: str, figures: str, source: str) -> list[bytes]:
-    """Per rollup table, the upsert of ``figures`` of the rows of ``source`` grouped by
-    series and bucket (``time`` rounded down to the table's unit)."""
-    return [
-        ts.pg(
-            ts.UPSERT_ROLLUP.format(table=table).replace(
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                f"SELECT sid, {ts.floor_sql(time, unit)} AS b, {figures} FROM {source} "
-                "GROUP BY sid, b",
-            )
-        ).encode()
-        for table, unit in ts.ROLLUP_TABLES
-    ]
+def _pg_upserts(time: str, figures: str, source: str) -> list[bytes]:
+    return [ts.pg(statement).encode() for statement in ts.rollup_upserts(time, figures, source)]
 
 
-_ROLLUP_FROM_ARRAYS = _rollup_upserts(
+_ROLLUP_FROM_ARRAYS = _pg_upserts(
     "observed",
     ts.FIGURES,
     "unnest(?::bigint[], ?::bigint[], ?::float8[]) AS r (sid, observed, num)",
 )
 """The upserts of the figures of (sids, observed times, numbers)."""
 
-_ROLLUP_FROM_SUMS = _rollup_upserts(
+_ROLLUP_FROM_SUMS = _pg_upserts(
     "hour",
-    "sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx)",
+    ts.SUMMED_FIGURES,
     "unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::float8[], "
     "?::float8[], ?::float8[]) AS r (sid, hour, cnt, n, s, ss, mn, mx)",
 )

@@ -740,7 +740,7 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
     _roll_up(
         conn,
         "hour",
-        "sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx)",
+        ts.SUMMED_FIGURES,
         "(SELECT m.sid, u.* FROM temp.import_sums u JOIN temp.import_series m ON m.k = u.k) "
         "WHERE true",
     )
@@ -751,18 +751,9 @@ def _import_chunk(conn: sqlite3.Connection, tenant: str, chunk: ImportChunk) -> 
 
 
 def _roll_up(conn: sqlite3.Connection, time: str, figures: str, source: str) -> None:
-    """Add to the hourly and daily rollups the ``figures`` of the rows of ``source``
-    (which have a ``sid``), grouped by series and bucket (``time`` rounded down to the
-    table's unit). ``source`` ends with a WHERE clause: SQLite reads an upsert's
-    ``SELECT`` without one as ambiguous."""
-    for table, unit in ts.ROLLUP_TABLES:
-        conn.execute(
-            ts.UPSERT_ROLLUP.format(table=table).replace(
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                f"SELECT sid, {ts.floor_sql(time, unit)} AS b, {figures} FROM {source} "
-                "GROUP BY sid, b",
-            )
-        )
+    """Add the figures of ``source``'s rows to the hourly and daily rollups."""
+    for statement in ts.rollup_upserts(time, figures, source):
+        conn.execute(statement)
 
 
 # -- reads (on a reader connection, in a worker thread) -----------------------------------

@@ -269,10 +269,28 @@ ON CONFLICT (sid, bucket) DO UPDATE SET
 UPSERTS = {table: UPSERT_ROLLUP.format(table=table) for table, _ in ROLLUP_TABLES}
 """``UPSERT_ROLLUP`` for each rollup table."""
 
+
+def rollup_upserts(time: str, figures: str, source: str) -> list[str]:
+    """Per rollup table, the upsert of the ``figures`` (cnt .. mx) of the rows of
+    ``source`` (which have a ``sid``), grouped by series and bucket: ``time`` rounded down
+    to the table's unit. ``source`` ends with a WHERE clause: SQLite reads an upsert's
+    ``SELECT`` without one as ambiguous."""
+    return [
+        UPSERT_ROLLUP.format(table=table).replace(
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"SELECT sid, {floor_sql(time, unit)} AS b, {figures} FROM {source} GROUP BY sid, b",
+        )
+        for table, unit in ROLLUP_TABLES
+    ]
+
+
 FIGURES = (
     "count(*), count(num), coalesce(sum(num), 0), coalesce(sum(num * num), 0), min(num), max(num)"
 )
 """The figures of raw instances, in the order of the rollup columns cnt .. mx."""
+
+SUMMED_FIGURES = "sum(cnt), sum(n), sum(s), sum(ss), min(mn), max(mx)"
+"""The figures of rows that are figures already (an hour's), added up."""
 
 
 def rebuild_steps(
