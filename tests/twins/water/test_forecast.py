@@ -128,6 +128,36 @@ def test_gaps_spikes_and_stuck_meters_are_cleaned_and_counted() -> None:
     }
 
 
+def test_a_jump_at_the_same_hour_every_week_is_routine() -> None:
+    series = seasonal(42, START, 4)
+    weekly = np.arange(38, len(series), fc.WEEK)  # the same hour each week, near the peak
+    series.iloc[weekly] += 40.0
+    series.iloc[500] += 40.0  # once only
+    found = fc.routine(series, fc.WEEK)
+    ahead = found[len(series) :]
+    hour = weekly[-1] + fc.WEEK - len(series)
+    assert abs(ahead[hour] - 40.0) < 3 and np.count_nonzero(ahead) == 1
+    # From the fourth week on (three weeks before it known), only the weekly hours.
+    assert set(np.flatnonzero(found)) == {*weekly[3:], weekly[-1] + fc.WEEK}
+    # Taken out first, the weekly jumps are no spikes to clean: only the one-off is.
+    cleaned, report = fc.clean(series - found[: len(series)])
+    assert report.spikes == 4  # the one-off and the first three weekly ones
+    assert abs(cleaned.iloc[500] - series.iloc[499]) < 5
+
+
+def test_the_weekly_routine_is_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = frame()
+    hour = 14  # the start's weekday, 14:00 UTC, each week
+    at = (data.index - (START + pd.Timedelta(hours=hour))) % pd.Timedelta(days=7) == pd.Timedelta(0)
+    data.loc[at, "A"] += 40.0
+    made = fc.forecast(data, START, calendar=MOROCCO).zones["A"].values
+    # The same hour a day later has no jump.
+    assert made[hour] - made[hour + fc.DAY] > 30
+    monkeypatch.setattr(fc, "ROUTINE_MADS", None)
+    plain = fc.forecast(data, START, calendar=MOROCCO).zones["A"].values
+    assert abs(plain[hour] - plain[hour + fc.DAY]) < 10
+
+
 def test_the_median_of_a_few_rows_is_numpys() -> None:
     rng = np.random.default_rng(5)
     for count in (1, 2, 3, 4):
@@ -272,6 +302,34 @@ def test_lags_follow_the_local_clock_across_summer_time() -> None:
     same = local[back] == local[t] - pd.Timedelta(weeks=1)
     assert same[:-1].all() and not same[-1] and t[-1] - back[-1] == fc.WEEK
     assert (t - back).tolist() == [168] * 146 + [167] * 21 + [168]
+
+
+def test_the_last_hours_departure_is_a_feature_of_the_first_day() -> None:
+    design, grid = _italian_design("2022-05-01", "2022-07-01")
+    o = grid.get_loc(pd.Timestamp("2022-06-20", tz="Europe/Rome"))
+    design.y[o - 6 : o] += 12.0  # the last 6 hours stand higher
+    design.prefix = fc._prefix(design.y)
+    # The inflow grows by one an hour: four weeks back is 420 hours lower, on median.
+    level = float(np.mean(design.y[o - 4 * fc.WEEK : o]))
+    six, day = design._anomaly(np.array([o]))
+    assert six[0] == pytest.approx((420 + 12) / level)
+    assert day[0] == pytest.approx((420 + 12 * 6 / 24) / level)
+    rows = design.rows(np.array([o]), fc.WEEK, o + fc.WEEK)
+    first_day_only = [
+        c
+        for c in range(rows.x.shape[1])
+        if np.isfinite(rows.x[: fc.DAY, c]).all() and np.isnan(rows.x[fc.DAY :, c]).all()
+    ]
+    assert [rows.x[0, c] for c in first_day_only] == pytest.approx([six[0], day[0]])
+
+
+def test_smoothing_takes_from_the_neighbouring_hours_and_keeps_the_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fc, "SMOOTH", 0.1)
+    jagged = np.array([1.0, 3.0, 1.0, 3.0, 1.0])
+    assert fc._smooth(jagged).tolist() == pytest.approx([1.0, 2.6, 1.4, 2.6, 1.0])
+    assert fc._smooth(np.full(5, 2.0)).tolist() == pytest.approx([2.0] * 5)
 
 
 def test_days_of_the_same_kind_are_found_before_the_origin() -> None:

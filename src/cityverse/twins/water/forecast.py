@@ -7,11 +7,12 @@ origin), on direct multi-horizon samples: from an origin, the inflow ``h`` hours
 holiday, bridge day, the kind of day it behaves as, Ramadan, season), the inflow at the
 same local hour one to four weeks earlier and on the latest days of the same kind (the
 last Sundays for a holiday), the last day's profile, the last hour and how far it stood
-from its usual value, the recent level and trend, and the weather when it is known. The
-model learns the departure from the same hour's median over the last four weeks (over
-the last four Sundays on a holiday). Lags follow the local clock: a week back is 169
-hours after summer time ends. Training origins are every other day before the
-forecast's start, at its local hour; no value at or after the start is ever read::
+from its usual value (for the first day, also the last 6 and 24 hours), the recent
+level and trend, and the weather when it is known. The model learns the departure from
+the same hour's median over the last four weeks (over the last four Sundays on a
+holiday). Lags follow the local clock: a week back is 169 hours after summer time ends.
+Training origins are every other day before the forecast's start, at its local hour; no
+value at or after the start is ever read::
 
     result = forecast(inflows, start, calendar=MOROCCO)        # inflows: UTC hourly frame
     zone = result.zones["DMA-1"]
@@ -24,7 +25,9 @@ the last four weeks and scored on those weeks (split conformal, per day of horiz
 Input is cleaned first (``clean``): non-positive values, spikes (far from the running
 median, by many median absolute deviations) and stuck meters (the same value for six
 hours or more) are dropped, gaps up to three hours are interpolated, and the counts are
-reported. A zone with too little history gets no forecast but a reason.
+reported. Before that, a zone's weekly routine (``routine``: a one-hour jump at the same
+hour of every week, a tank filled or a meter's weekly job) is taken out, and it is put
+back into the forecast. A zone with too little history gets no forecast but a reason.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ CALIBRATION_DAYS = 28
 SHORT_GAP = 3
 STUCK_HOURS = 6
 SPIKE_MADS = 8.0
+ROUTINE_MADS: float | None = 4.0
+"""A one-hour jump whose median over the same hour of the last four weeks stands out by
+more than this many median absolute deviations is the zone's weekly routine (see
+``routine``); None: no routine is looked for."""
 WEATHER = ("temperature", "rain")
 
 ORIGIN_STEP = 2 * DAY
@@ -90,6 +97,9 @@ BLEND = 0.15
 weeks: 0.1 and 0.2 both did better than none, 0.3 worse on the first day)."""
 BRIDGE_BLEND = 0.25
 """...and on bridge days (on the tuning weeks, 0.2 to 0.4 all did better than 0.15)."""
+SMOOTH = 0.1
+"""Share of each neighbouring hour in an hour's forecast (on the tuning weeks 0.05 and
+0.1 both did better than none, 0.15 less well)."""
 HALF_LIFE_DAYS: float | None = None
 """Weigh training origins down by half every so many days (None: all alike; a year's
 half-life did no better on the tuning weeks)."""
@@ -104,6 +114,8 @@ in the last four weeks: "holiday" (on holidays, a Sunday's profile), "all" or "n
 CLOCK_LAGS = True
 """Lags at the same local time (a week back is 167 or 169 hours across a change of
 summer time), not the same UTC time."""
+ANOMALY_HOURS: tuple[int, ...] = (6, 24)
+"""Spans (hours before the origin) whose mean departure from the usual is a feature."""
 WORKERS: int | None = None
 """Models trained at once, one thread each (None: as many as the process has cores).
 Each model is the same however many train beside it: only the wall time changes."""
@@ -161,6 +173,32 @@ def clean(series: pd.Series) -> tuple[pd.Series, Cleaning]:
     y = y.where(~short, y.interpolate(limit_area="inside"))
     report.interpolated = int((short & y.notna()).sum())
     return y, report
+
+
+def routine(series: pd.Series, horizon: int = 0) -> NDArray[np.float64]:
+    """The zone's weekly one-hour jumps (a tank filled, a valve exercised, a meter's
+    weekly job), for each hour of an hourly ``series`` and of the ``horizon`` hours after
+    it: the median, over the same hour one to four weeks before (three of them known at
+    least), of the value's departure from its five-hour running median, where it stands
+    out by ``ROUTINE_MADS``; 0 elsewhere. Weeks are counted on the series' own clock
+    (UTC), exactly 168 hours back. Only hours before each one are read."""
+    n = len(series)
+    out = np.zeros(n + horizon)
+    if ROUTINE_MADS is None or n <= WEEK:
+        return out
+    y = series.astype("float64").where(series > 0)
+    departure = (y - y.rolling(5, center=True, min_periods=3).median()).to_numpy()
+    spread = pd.Series(np.abs(departure)).rolling(WEEK, min_periods=DAY).median().to_numpy()
+    floor = 0.05 * y.rolling(WEEK, min_periods=DAY).median().to_numpy()
+    scale = 1.4826 * np.fmax(spread, floor)
+    at = np.arange(n + horizon)
+    weeks = [_take(departure, at - k * WEEK) for k in (1, 2, 3, 4)]
+    known = np.count_nonzero(np.isfinite(np.vstack(weeks)), axis=0)
+    usual = _nanmedian(weeks)
+    with np.errstate(invalid="ignore"):
+        jump = (known >= 3) & (np.abs(usual) > ROUTINE_MADS * _take(scale, at - WEEK))
+    out[jump] = usual[jump]
+    return out
 
 
 @dataclass(slots=True)
@@ -294,6 +332,12 @@ class _Design:
         # How far the last hour stood from its usual value: a shift the first day keeps.
         past = _nanmedian([_take(self.y, self._back(o - 1, k * WEEK, o)) for k in (1, 2, 3, 4)])
         cols["last_anomaly"] = (_take(self.y, o - 1) - past) * inv
+        if ANOMALY_HOURS:
+            # ...and the last hours' mean departure: a level the first day carries on
+            # (a feature of the first day only: later days did worse with it).
+            first, back = np.unique(o, return_inverse=True)
+            for hours, departure in zip(ANOMALY_HOURS, self._anomaly(first), strict=True):
+                cols[f"anomaly_{hours}h"] = np.where(hh < DAY, departure[back], np.nan)
         lags = []
         for k in (1, 2, 3, 4):
             # t - k weeks precedes the origin for every h < 168.
@@ -334,6 +378,23 @@ class _Design:
         x = np.column_stack(list(cols.values()))
         share = np.where(cols["bridge"] == 1, BRIDGE_BLEND, BLEND)
         return _Rows(x, target, base, level, o, t, cols["same_type"], share)
+
+    def _anomaly(self, origins: NDArray[np.int64]) -> list[NDArray[np.float64]]:
+        """For each origin, the mean departure of each of the last ``ANOMALY_HOURS`` from
+        the median of the same local hour in the four weeks before, over the level."""
+        span = max(ANOMALY_HOURS)
+        at = origins[:, None] - np.arange(1, span + 1)[None, :]
+        flat, before = at.ravel(), np.repeat(origins, span)
+        usual = _nanmedian(
+            [_take(self.y, self._back(flat, k * WEEK, before)) for k in (1, 2, 3, 4)]
+        )
+        departure = (_take(self.y, flat) - usual).reshape(at.shape)
+        level = _window_mean(self.prefix, origins - 4 * WEEK, origins)
+        out = []
+        with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+            for hours in ANOMALY_HOURS:
+                out.append(np.nanmean(departure[:, :hours], axis=1) / level)
+        return out
 
     def _back(
         self, t: NDArray[np.int64], hours: int | NDArray[np.int64], before: NDArray[np.int64]
@@ -456,9 +517,12 @@ def forecast(
         out.weather = list(wx.columns)
 
     designs: dict[str, _Design] = {}
+    routines: dict[str, NDArray[np.float64]] = {}
     for code, zone in enumerate(inflows.columns):
         series = past[zone].reindex(grid[:s]) if s > 0 else pd.Series(dtype="float64")
-        cleaned, report = clean(series)
+        # The weekly routine is taken out before the model learns, and put back after.
+        weekly = routine(series, horizon)
+        cleaned, report = clean(series - weekly[:s])
         result = ZoneForecast(zone=str(zone), start=start, cleaning=report)
         out.zones[str(zone)] = result
         reason = _too_little(cleaned, report, start)
@@ -467,6 +531,7 @@ def forecast(
             continue
         y = np.concatenate([cleaned.to_numpy(), np.full(horizon, np.nan)])
         designs[str(zone)] = _Design(y, cal, wx, code, clock)
+        routines[str(zone)] = weekly[s:]
     if not designs:
         return out
 
@@ -514,13 +579,24 @@ def forecast(
     for zone, design in designs.items():
         rows = design.rows(now, horizon, s + horizon)
         guess = np.mean([_predict(m, rows.x) for m in models], axis=0)
-        point = np.maximum(_blend(guess + rows.base, rows.naive, rows.share), 0.0) * rows.level
+        point = _smooth(_blend(guess + rows.base, rows.naive, rows.share))
+        point = np.maximum(point, 0.0) * rows.level
+        point = np.maximum(point + routines[zone], 0.0)
         lo, hi = widths
         days = np.arange(horizon) // DAY
         result = out.zones[zone]
         result.values = _rounded(point)
         result.lower = _rounded(np.maximum(point * (1 + lo[days]), 0.0))
         result.upper = _rounded(point * (1 + hi[days]))
+    return out
+
+
+def _smooth(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each hour with ``SMOOTH`` of each next to it (the first and last as they are): the
+    models' hour-to-hour jitter averages out, the daily cycle stays."""
+    out = values.copy()
+    if SMOOTH and len(values) > 2:
+        out[1:-1] = SMOOTH * (values[:-2] + values[2:]) + (1 - 2 * SMOOTH) * values[1:-1]
     return out
 
 
