@@ -12,13 +12,22 @@ spots, a quarter each) through the NGSI-LD API, opens the dashboard in headless 
   drawing) and the time until every entity is loaded, those of the layers switched off
   included (``cityverse-all-loaded``: search and counts complete);
 - the requests the page made before that paint (the dashboard's own files left out):
-  what each asked for, when it left and when its answer had arrived;
+  what each asked for, when it left and when its answer had arrived; when each of the
+  dashboard's files was asked for and arrived; the page's own marks on the way
+  (``cityverse-map-loaded``, ``-layers-begun``: the view fitted to the first answers,
+  ``-layers-answered``: every answer for the layers switched on is in);
 - every frame while the map pans, zooms and tilts, from a Chrome performance trace (CDP
   ``Tracing``): the longest frame and the share over 50 ms, once with the layers as
   the dashboard opens and once with every layer switched on.
 
 With ``--demo`` it measures the demo city instead (``cityverse demo``: 4,300 buildings,
 streets, the water network, 1,200 street lights...), once it is loaded.
+
+To compare with another checkout, run the same command with ``PYTHONPATH=<checkout>/src``:
+the server (``cityverse serve`` or ``cityverse demo``) then runs that code and serves
+that build. ``--bundle DIR`` serves only another build's files (the page and its assets)
+to the browser from this process, not from the server, which lightens the server's work
+at the page's start: compare two ``--bundle`` runs with each other, not with a plain one.
 
     .venv/bin/python bench/dashboard.py                 # 10,000 assets
     .venv/bin/python bench/dashboard.py --assets 2000 --out /tmp/dash.json
@@ -36,6 +45,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  # noqa: E402
 
+CONFIG_MARK = "<!--cityverse-config-->"
 LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 SDM = "https://smart-data-models.github.io/dataModel.{}/context.jsonld"
 KINDS = [
@@ -111,6 +122,13 @@ ALL_LAYERS_ON = """async () => {
     }
     await new Promise((resolve) => window.cityverse.map.once('idle', resolve));
 }"""
+
+
+# The dashboard's own files: when each was asked for and when it had arrived.
+STATIC_FILES = """() => performance.getEntriesByType('resource')
+    .filter((e) => new URL(e.name).pathname.startsWith('/ui/static/'))
+    .map((e) => ({ what: new URL(e.name).pathname.slice('/ui/static/'.length),
+                   start_ms: Math.round(e.startTime), end_ms: Math.round(e.responseEnd) }))"""
 
 
 # The requests the page made before its first meaningful paint (the dashboard's files
@@ -190,8 +208,18 @@ def start_demo(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the demo did not play within 120 s")
 
 
-def _serve_bundle(page: Any, bundle: Path) -> None:
-    """Serve the dashboard's static files from ``bundle`` (another build, to compare)."""
+def _serve_bundle(page: Any, base: str, bundle: Path) -> None:
+    """Serve the dashboard's page and files from ``bundle`` (another build, to compare):
+    the page as the server renders it, with that build's ``index.html``."""
+
+    def handle_page(route: Any) -> None:
+        served = route.fetch()
+        config = re.search(r'<script id="cityverse-config".*?</script>', served.text(), re.S)
+        template = (bundle / "index.html").read_text(encoding="utf-8")
+        body = template.replace(CONFIG_MARK, config.group(0) if config else "")
+        route.fulfill(response=served, body=body)
+
+    page.route(base + "/", handle_page)
 
     def handle(route: Any) -> None:
         name = route.request.url.split("/ui/static/", 1)[1].split("?")[0]
@@ -212,6 +240,7 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
 
     data = Path(tempfile.mkdtemp(prefix="cityverse-bench-"))
     port = free_port()
+    load_at_start = os.getloadavg()
     t0 = time.monotonic()
     server = start_demo(data, port) if demo else start_server(data, port)
     base = f"http://127.0.0.1:{port}"
@@ -223,7 +252,7 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 860})
             if bundle is not None:
-                _serve_bundle(page, bundle)
+                _serve_bundle(page, base, bundle)
             page.goto(base + "/")
             page.wait_for_selector("body[data-ready='true']", timeout=120_000)
             page.wait_for_function(
@@ -244,7 +273,13 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
                          all: at('cityverse-all-loaded') ?? at('cityverse-layers-drawn') };
             }"""
             )
+            marks = page.evaluate(
+                """() => Object.fromEntries(performance.getEntriesByType('mark')
+                    .filter((m) => m.name.startsWith('cityverse-'))
+                    .map((m) => [m.name, Math.round(m.startTime)]))"""
+            )
             requests = page.evaluate(LOAD_REQUESTS)
+            files = page.evaluate(STATIC_FILES)
             shown = page.evaluate("() => window.cityverse.entities.size")
             software = page.evaluate("() => document.body.dataset.rendering === 'software'")
             frames = {}
@@ -269,6 +304,7 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
             "load_average": os.getloadavg(),
             "browser": subprocess.run(
                 [CHROMIUM, "--version"], capture_output=True, text=True, check=False
@@ -284,9 +320,12 @@ def run(assets: int, *, demo: bool = False, bundle: Path | None = None) -> dict[
         "layers_drawn_ms": round(paint["layers"], 1) if paint["layers"] else None,
         "layers_checked_ms": round(paint["checked"], 1) if paint["checked"] else None,
         "all_loaded_ms": round(paint["all"], 1) if paint["all"] else None,
+        "marks_ms": marks,
         "requests_before_paint": len(requests),
+        "first_request_ms": min((r["start_ms"] for r in requests), default=None),
         "last_answer_before_paint_ms": max((r["end_ms"] for r in requests), default=None),
         "load_requests": requests,
+        "static_files": files,
         "pan_zoom": {name: frame_figures(times) for name, times in frames.items()},
         "targets": {"first_meaningful_paint_ms": 2000, "frame_max_ms": 50},
     }

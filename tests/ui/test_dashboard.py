@@ -124,6 +124,39 @@ def test_the_layers_switched_on_are_asked_for_first(dashboard: Page) -> None:
     assert min(switched_off) >= drawn
 
 
+def test_the_first_requests_are_few_and_the_rest_waits(dashboard: Page) -> None:
+    """boot.js asks for the layers switched on, a request per layer (those that ask for
+    every attribute together), and the page takes its answers rather than asking again;
+    what the panels need waits for those answers, the list of types for the drawing."""
+    page = dashboard.page
+    page.wait_for_selector("body[data-loaded='true']")
+    entries = page.evaluate(
+        """() => performance.getEntriesByType('resource').map((e) => ({
+            url: decodeURIComponent(e.name), start: e.startTime, end: e.responseEnd }))"""
+    )
+    # The answers for the layers switched on under their usual names are in (the city's
+    # buildings, written with the core @context, are loaded after the list of types).
+    answered = page.evaluate(
+        "() => performance.getEntriesByName('cityverse-layers-answered')[0].startTime"
+    )
+    queries = [e for e in entries if "/ngsi-ld/v1/entities?" in e["url"]]
+    first = [e for e in queries if "offset=0" in e["url"] and e["start"] < answered]
+    types = {e["url"].split("type=")[1].split("&")[0]: e for e in first}  # the types each asked for
+    assert len(first) == len(types) == 4, [e["url"] for e in first]
+    kinds = sorted(",".join(t.split("/")[-1] for t in key.split(",")) for key in types)
+    assert kinds[0].startswith("Building") and "RoadSegment" in kinds
+    assert any(k.startswith("Junction,Pipe,") for k in kinds)
+    assert any(k.startswith("Device,") and ",Alert," in k for k in kinds)
+    urls = [e["url"] for e in queries]
+    assert len(urls) == len(set(urls)), "a page of entities was asked for twice"
+    last = max(e["end"] for e in queries if e["start"] < answered)
+    for path in ("/cityverse/v1/security/whoami", "/cityverse/v1/water/networks"):
+        asked = [e["start"] for e in entries if e["url"].endswith(path)]
+        assert asked and min(asked) >= last, path
+    listed = [e["start"] for e in entries if "/ngsi-ld/v1/types" in e["url"]]
+    assert listed and min(listed) >= answered
+
+
 def test_types_and_attributes_named_otherwise_are_drawn_with_the_rest(
     browser: Any, server: str
 ) -> None:

@@ -130,6 +130,26 @@ def test_the_leak_alert_arrives_in_the_alerts_panel(
     assert not dashboard.errors
 
 
+def test_the_city_is_drawn_before_its_list_of_types_is_asked_for(dashboard: Page) -> None:
+    """Every layer switched on is there under its Smart Data Models names: the list of
+    the twin's types, which the server makes by reading every entity, waits until the
+    map has drawn them, and finds nothing missing."""
+    page = dashboard.page
+    page.wait_for_selector("body[data-loaded='true']")
+    drawn, listed, fetched = page.evaluate(
+        """() => [
+        performance.getEntriesByName('cityverse-layers-drawn')[0].startTime,
+        performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/ngsi-ld/v1/types')).map((e) => e.startTime),
+        performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/ngsi-ld/v1/entities?')).map((e) => e.name),
+    ]"""
+    )
+    assert listed and min(listed) >= drawn
+    # Nothing was asked for again under another name before the drawing.
+    assert not any("default-context" in url for url in fetched), fetched
+
+
 def test_the_water_kpis_show_the_baseline(dashboard: Page) -> None:
     page = dashboard.page
     for kpi in ("waterBalance", "nrw", "pressureAdequacy"):

@@ -1164,7 +1164,8 @@ _NGSI_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "tags": ["Dashboard"],
         "parameters": [_path("path", "The asset's file name.", "app.js")],
         "responses": {
-            "200": {"description": "The asset."},
+            "200": {"description": "The asset, with its ETag."},
+            "304": {"description": "The asset has not changed (If-None-Match)."},
             "404": {"description": "No such asset."},
         },
     },

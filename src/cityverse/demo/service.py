@@ -6,12 +6,13 @@ computes the hydraulics; then a task provisions the city's devices in the IoT ag
 plays them every real second at the demo clock, until ``stop``.
 
 The devices speak to the server exactly as real ones would, through its IoT agent over
-HTTP (``HttpPublisher``: JSON on ``/iot/json``, UltraLight on ``/iot/d``; see
-``iot``). What the water sensors logged in the week before the morning goes into the
-twin's history first, through the temporal API. Once every city hour the
-water twin's own leak detection runs on that history (``detection``) and raises the
-story's Alert when the leak is there. The demo also asks the water twin for a baseline
-run, so that the dashboard's KPIs have one to show.
+HTTP (``HttpPublisher``: JSON on ``/iot/json``, UltraLight on ``/iot/d``; see ``iot``),
+on connections of their own that cost the server's event loop little (``southbound``).
+What the water sensors logged in the week before the morning goes into the twin's
+history first, through the temporal API. Once every city hour the water twin's own leak
+detection runs on that history (``detection``) and raises the story's Alert when the
+leak is there. The demo also asks the water twin for a baseline run, so that the
+dashboard's KPIs have one to show: first of all, and the devices play once it is over.
 
 The clock replays the story's morning (``story.demo_start``) fast and then runs live;
 a restart on a store the demo already played resumes after its last weather
@@ -42,6 +43,7 @@ from cityverse.demo.detection import LeakWatch
 from cityverse.demo.devices import Devices, Logged, Message
 from cityverse.demo.hydraulics import simulate
 from cityverse.demo.load import is_empty, load_city
+from cityverse.demo.southbound import DeviceLink
 from cityverse.demo.story import HISTORY, LEAK_PIPE, SPAN, Story
 from cityverse.settings import Settings
 from cityverse.store.base import DEFAULT_TENANT
@@ -61,6 +63,12 @@ LAST_READINGS = 10
 """Most instances read to find a water sensor's last reading: the newest of each
 datasetId of its attribute (the sensor's, and the twin's simulated one)."""
 WATER_API = "/cityverse/v1/water"
+BASELINE_WAIT = 120
+"""Most real seconds the set-up waits for the water baseline run."""
+BASELINE_POLL = 0.25
+"""Real seconds between two looks at the baseline run."""
+RUNNING = ("accepted", "running")
+"""A water job's status until it is over."""
 
 
 class Publisher(Protocol):
@@ -95,7 +103,10 @@ class HttpPublisher:
     server's APIs.
 
     ``headers`` (an ``Authorization``, say) go with every request but the devices'
-    measures, which a device authenticates by its apikey.
+    measures, which a device authenticates by its apikey. The measures go over a
+    ``DeviceLink`` of their own (a few plain HTTP/1.1 connections, see ``southbound``),
+    unless ``client`` is given: then everything goes through it (an app in-process, in
+    the tests).
     """
 
     def __init__(
@@ -107,11 +118,8 @@ class HttpPublisher:
         self.base = base
         self.headers = dict(headers or {})
         self.owns_client = client is None
-        self.client = client or httpx.AsyncClient(
-            base_url=base,
-            timeout=120.0,
-            limits=httpx.Limits(max_connections=PARALLEL, max_keepalive_connections=PARALLEL),
-        )
+        self.client = client or httpx.AsyncClient(base_url=base, timeout=120.0)
+        self.link = DeviceLink(base, connections=PARALLEL) if client is None else None
         self.failures = 0
         """Device messages the agent refused (each logged)."""
 
@@ -157,19 +165,24 @@ class HttpPublisher:
                 part = message.measures[at : at + MEASURES_PER_MESSAGE]
                 path, body, content_type = iot.payload(kind, message.device, part)
                 async with gate:
-                    response = await self.client.post(
-                        path, content=body, headers={"Content-Type": content_type}
-                    )
-                if response.status_code >= 300:
+                    status, answer = await self._measure(path, body, content_type)
+                if status >= 300:
                     self.failures += 1
                     log.warning(
                         "demo device %s: %s %s",
                         message.device,
-                        response.status_code,
-                        response.text[:300],
+                        status,
+                        answer[:300].decode(errors="replace"),
                     )
 
         await asyncio.gather(*(one(m) for m in messages))
+
+    async def _measure(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if self.link is not None:
+            return await self.link.post(path, body, content_type)
+        headers = {"Content-Type": content_type}
+        response = await self.client.post(path, content=body, headers=headers)
+        return response.status_code, response.content
 
     async def upload(self, logged: list[Logged]) -> None:
         """Add what the sensors logged to their elements' history (GS CIM 009 5.6.12:
@@ -191,7 +204,8 @@ class HttpPublisher:
         await asyncio.gather(*(one(record) for record in logged))
 
     async def baseline(self, network: str) -> None:
-        """Ask the water twin for a baseline run of ``network`` unless it has one."""
+        """Ask the water twin for a baseline run of ``network`` unless it has one, and
+        wait until the run is over (``BASELINE_WAIT`` at most)."""
         path = f"{WATER_API}/networks/{network}/scenarios"
         listed = await self.client.get(path, headers=self.headers)
         _report(listed)
@@ -199,10 +213,27 @@ class HttpPublisher:
             (row.get("inputParameters") or {}).get("kind") == "baseline" for row in listed.json()
         ):
             return
-        await self._post_json(path, [{"kind": "baseline", "name": "baseline"}])
+        response = await self.client.post(
+            path, json=[{"kind": "baseline", "name": "baseline"}], headers=self.headers
+        )
+        _report(response)
+        job = response.headers.get("Location")
+        if response.status_code != 202 or not job:
+            return
+        began = time.monotonic()
+        while time.monotonic() - began < BASELINE_WAIT:
+            await asyncio.sleep(BASELINE_POLL)
+            state = await self.client.get(job, headers=self.headers)
+            if state.status_code != 200 or state.json().get("status") not in RUNNING:
+                _report(state)
+                log.info("demo water baseline: over in %.1f s", time.monotonic() - began)
+                return
+        log.warning("demo water baseline: still running after %d s", BASELINE_WAIT)
 
     async def close(self) -> None:
-        """Close the connection pool (unless the client was given)."""
+        """Close the connections (but the client's, when it was given)."""
+        if self.link is not None:
+            await self.link.close()
         if self.owns_client:
             await self.client.aclose()
 
@@ -383,22 +414,34 @@ class DemoService:
         self.task = asyncio.create_task(self._play(), name="cityverse-demo")
 
     async def prepare(self) -> None:
-        """Provision the devices, ask for the water baseline, take up a leak already found."""
+        """Ask for the water baseline, provision the devices, add the logged week, take up
+        a leak already found, and wait until the baseline run is over.
+
+        The set-up's work is done before the devices play, the baseline run meanwhile:
+        once the city plays, the server has only its devices' rounds to handle, and a
+        dashboard opened then is answered at once.
+        """
         assert self.publisher is not None and self.watch is not None
-        began = time.monotonic()
-        await self.publisher.provision(*self.provisioning)
-        log.info("demo devices: provisioned in %.1f s", time.monotonic() - began)
-        if self.logged:
+        baseline = asyncio.create_task(
+            self.publisher.baseline(water.NETWORK), name="cityverse-demo-baseline"
+        )
+        try:
             began = time.monotonic()
-            await self.publisher.upload(self.logged)
-            log.info(
-                "demo water sensors: %d logged readings added to the history in %.1f s",
-                sum(len(record.readings) for record in self.logged),
-                time.monotonic() - began,
-            )
-            self.logged = []
-        await self.publisher.baseline(water.NETWORK)
-        await self.watch.prepare()
+            await self.publisher.provision(*self.provisioning)
+            log.info("demo devices: provisioned in %.1f s", time.monotonic() - began)
+            if self.logged:
+                began = time.monotonic()
+                await self.publisher.upload(self.logged)
+                log.info(
+                    "demo water sensors: %d logged readings added to the history in %.1f s",
+                    sum(len(record.readings) for record in self.logged),
+                    time.monotonic() - began,
+                )
+                self.logged = []
+            await self.watch.prepare()
+            await baseline
+        finally:
+            await cancel_and_wait([baseline], what="demo baseline")
 
     async def _play(self) -> None:
         assert self.publisher is not None
@@ -413,7 +456,7 @@ class DemoService:
         while True:
             try:
                 await self.tick()
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, OSError, TimeoutError) as exc:
                 # The server is stopping, or too busy to answer in time.
                 log.warning("demo tick: the server did not answer (%s); trying again", exc)
             except Exception:

@@ -110,25 +110,34 @@ export async function request(url, init = {}, token = credential) {
   return response;
 }
 
-const early = new Map(); // key -> {token, answer}: asked for by boot.js
+const early = new Map(); // key -> {token, answer, follow}: asked for by boot.js
 
 /**
- * Ask now (`ask()`: a promise) for what the page will take later with `takeEarly(key)`:
- * boot.js starts the first requests while the rest of the dashboard's code is still
- * being read.
+ * Ask now for what the page will take later with `takeEarly(key, onPage)`: boot.js
+ * starts the first requests while the rest of the dashboard's code is still being read.
+ * `ask(onPage)` returns a promise and calls `onPage(page)` with each part of the answer
+ * as it comes; the parts that came before `takeEarly` are kept for it.
  */
 export function askEarly(key, ask) {
-  const answer = ask();
+  const kept = [];
+  let deliver = (page) => kept.push(page);
+  const answer = ask((page) => deliver(page));
   answer.catch(() => {}); // a failure is the taker's to handle, or nobody's
-  early.set(key, { token: credential, answer });
+  const follow = (onPage) => {
+    for (const page of kept.splice(0)) onPage(page);
+    deliver = onPage;
+  };
+  early.set(key, { token: credential, answer, follow });
 }
 
-/** The answer asked for early under `key`, once; null when there is none, or when it was
- * asked for with another credential than the one in use now. */
-export function takeEarly(key) {
+/** The answer asked for early under `key`, once, its parts given to `onPage`; null when
+ * there is none, or when it was asked for with another credential than the one in use. */
+export function takeEarly(key, onPage = () => {}) {
   const asked = early.get(key);
   early.delete(key);
-  return asked && asked.token === credential ? asked.answer : null;
+  if (!asked || asked.token !== credential) return null;
+  asked.follow(onPage);
+  return asked.answer;
 }
 
 /** Fetch JSON; a non-2xx answer throws HttpError with the ProblemDetails' detail. */
@@ -188,31 +197,56 @@ export function attrsFor(typeIri, attributes, wanted) {
   return ['location', ...names];
 }
 
-/** Every entity of one type as GeoJSON features (keyValues), paged `PAGE` at a time;
- * with `attrs`, only those attributes (a smaller answer, faster to make and to read).
- * The location comes once, as each feature's geometry (`omit`, GS CIM 009 v1.8.1), not a
- * second time among its properties. */
-export async function featuresOfType(typeIri, onPage, attrs = null) {
-  const headers = headersFor(typeIri, 'application/geo+json');
+/** Every entity of one type as GeoJSON features: see `featuresOfTypes`. */
+export function featuresOfType(typeIri, onPage, attrs = null) {
+  return featuresOfTypes([typeIri], onPage, attrs);
+}
+
+/** Every entity of any of `typeIris` as GeoJSON features (keyValues), paged `PAGE` at a
+ * time; with `attrs`, only those attributes (a smaller answer, faster to make and to
+ * read). The location comes once, as each feature's geometry (`omit`, GS CIM 009
+ * v1.8.1), not a second time among its properties. Types of one bundled @context are
+ * asked for with it; types of several, with the core one (their names then come back
+ * as full IRIs: see `typeOfFeature`). */
+export async function featuresOfTypes(typeIris, onPage, attrs = null) {
+  const contexts = new Set(typeIris.map(contextFor));
+  const accept = 'application/geo+json';
+  const headers = contexts.size === 1 ? headersFor(typeIris[0], accept) : { Accept: accept };
   const only = attrs ? `&attrs=${attrs.map(encodeURIComponent).join(',')}` : '';
-  const base = `${NGSI}/entities?type=${encodeURIComponent(typeIri)}&options=keyValues&limit=${PAGE}${only}`
-    + '&omit=location';
-  const first = await getJson(`${base}&offset=0&count=true`, headers);
-  const total = Number(first.response.headers.get('NGSILD-Results-Count') || first.body.features.length);
-  const features = first.body.features;
-  onPage?.(features);
+  const types = typeIris.map(encodeURIComponent).join(',');
+  const base = `${NGSI}/entities?type=${types}&options=keyValues&limit=${PAGE}${only}&omit=location`;
+  const first = await request(`${base}&offset=0&count=true`, { headers });
   const offsets = [];
+  const total = Number(first.headers.get('NGSILD-Results-Count'));
   for (let offset = PAGE; offset < total; offset += PAGE) offsets.push(offset);
-  // A few pages in flight at once: the server has spare readers, the browser spare sockets.
-  while (offsets.length) {
-    const batch = offsets.splice(0, PARALLEL);
-    const pages = await Promise.all(batch.map((o) => getJson(`${base}&offset=${o}`, headers)));
+  // A few pages in flight at once (the server has spare readers, the browser spare
+  // sockets), the first of them asked for before the first answer is read.
+  const ask = () => offsets.splice(0, PARALLEL).map((offset) => {
+    const page = getJson(`${base}&offset=${offset}`, headers).then(({ body }) => body.features);
+    page.catch(() => {}); // a failure is awaited below, unless an earlier one ended the load
+    return page;
+  });
+  let batch = ask();
+  const features = (await first.json()).features;
+  onPage?.(features);
+  while (batch.length) {
+    const pages = await Promise.all(batch);
+    batch = ask();
     for (const page of pages) {
-      features.push(...page.body.features);
-      onPage?.(page.body.features);
+      features.push(...page);
+      onPage?.(page);
     }
   }
   return features;
+}
+
+/** Which of `typeIris` a feature from `featuresOfTypes` is of (its type may come back
+ * compacted to a short name, or be one of several), or undefined. */
+export function typeOfFeature(feature, typeIris) {
+  const named = feature?.properties?.type;
+  const names = (Array.isArray(named) ? named : [named]).filter((name) => typeof name === 'string');
+  return typeIris.find((iri) => names.includes(iri))
+    ?? typeIris.find((iri) => names.some((name) => shortName(name) === shortName(iri)));
 }
 
 /** One entity in the normalized form, compacted with its type's @context. */

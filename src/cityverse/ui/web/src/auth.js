@@ -45,9 +45,11 @@ const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the header's sign-in control; `onChange()` runs after each sign-in and sign-out
- * (and after the server ended the session), for the page to load its data again.
+ * (and after the server ended the session), for the page to load its data again. Who
+ * the server takes the visitor for is asked once `after` has resolved (the map's data
+ * goes first).
  */
-export async function initSignIn({ onChange }) {
+export async function initSignIn({ onChange, after = null }) {
   changed = onChange;
   const dialog = $('signin-dialog');
   $('signin').addEventListener('click', openDialog);
@@ -66,6 +68,7 @@ export async function initSignIn({ onChange }) {
   onRefused(refused);
   onLanguage(render);
   render();
+  await after;
   const token = currentCredential();
   try {
     const me = await whoami(token);

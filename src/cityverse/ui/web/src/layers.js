@@ -85,6 +85,34 @@ export function usualNames(layer) {
   return out;
 }
 
+/**
+ * The requests that load `layers` under their types' usual names (see usualNames):
+ * [{iris, attrs}], one for each layer that asks for some attributes (every type of it,
+ * with the names of those attributes in any of its models) and one for every type of
+ * the layers that ask for all of them. Fewer requests than types: a browser sends at most
+ * six at a time to one server, and a city holds few of the types a dashboard can show.
+ */
+export function usualRequests(layers) {
+  const out = [];
+  const whole = [];
+  for (const layer of layers) {
+    const names = usualNames(layer);
+    if (!names.length) continue;
+    if (!layer.attrs) {
+      whole.push(...names.map((name) => name.iri));
+      continue;
+    }
+    out.push({ iris: names.map((name) => name.iri), attrs: [...new Set(names.flatMap((name) => name.attrs))] });
+  }
+  if (whole.length) out.push({ iris: whole, attrs: null });
+  return out;
+}
+
+/** The key under which boot.js asks for a request of `usualRequests` (see askEarly). */
+export function requestKey({ iris, attrs }) {
+  return `types:${iris.join(',')}|${attrs ? attrs.join(',') : '*'}`;
+}
+
 /** The layer that shows entities of a type (by short name), or undefined. */
 export function layerForType(name) {
   return LAYERS.find((layer) => layer.types.includes(name));

@@ -5,12 +5,14 @@
 
 import './boot.js'; // first: the layers switched on are asked for before the map is set up
 import * as maplibregl from 'maplibre-gl';
-import { attrsFor, entityTypes, featuresOfType, liveStream, shortName, takeEarly } from './api.js';
+import {
+  attrsFor, entityTypes, featuresOfType, featuresOfTypes, liveStream, shortName, takeEarly, typeOfFeature,
+} from './api.js';
 import { initSignIn } from './auth.js';
 import { eventParser } from './sse.js';
 import { initialLanguage, onLanguage, setLanguage, t } from './i18n.js';
 import {
-  baseStyle, ensureLayer, LAYERS, layerForType, partIds, SDM_SUBJECTS, setVisible, usualNames,
+  baseStyle, ensureLayer, LAYERS, layerForType, partIds, requestKey, SDM_SUBJECTS, setVisible, usualRequests,
 } from './layers.js';
 import { closeInspector, el, initInspector, initSearch, inspect, openFromHash, renderAlerts } from './panels.js';
 import {
@@ -28,9 +30,19 @@ const visible = new Map(LAYERS.map((layer) => [layer.id, layer.on]));
 const clickable = LAYERS.flatMap(partIds);
 const typeIris = new Map(); // short type name -> [IRIs]
 let view3d = false;
+let lightened = false; // drawn at half the resolution for now (see lightenWhileMoving)
+let sharpenWhenDrawn = () => {}; // sharp as soon as what the map was given is drawn
+// The answers for the layers switched on are in: what the panels ask for waits until then
+// (the browser sends only so many requests at a time, and the map's come first).
+let answered;
+const layersAnswered = new Promise((resolve) => {
+  answered = resolve;
+});
 
 maplibregl.setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
+// Without a GPU, the map starts at half the resolution (see lightenWhileMoving).
+const software = softwareRendering();
 const map = new maplibregl.Map({
   container: 'map',
   style: baseStyle(config.tilesUrl),
@@ -39,7 +51,9 @@ const map = new maplibregl.Map({
   attributionControl: false,
   maxPitch: 70,
   fadeDuration: 0,
+  pixelRatio: software ? window.devicePixelRatio / 2 : window.devicePixelRatio,
 });
+if (software) lightenWhileMoving();
 map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
 map.addControl(new maplibregl.ScaleControl(), 'bottom-right');
 bindMap(map, (layer, kinds, data) => ensureLayer(map, layer, kinds, { view3d, data, lean: software }));
@@ -72,13 +86,9 @@ document.getElementById('view3d').addEventListener('click', (event) => {
   map.easeTo({ pitch: view3d ? 60 : 0, bearing: view3d ? -20 : 0, duration: 600 });
 });
 
-let software = false; // WebGL runs on the CPU (see softwareRendering)
-map.on('load', () => {
-  software = softwareRendering();
-  if (software) lightenWhileMoving();
-});
 const mapLoaded = new Promise((resolve) => map.once('load', resolve));
-initSignIn({ onChange: reloadTwin });
+mapLoaded.then(() => performance.mark('cityverse-map-loaded'));
+initSignIn({ onChange: reloadTwin, after: layersAnswered });
 
 map.on('click', (event) => {
   const hits = map.queryRenderedFeatures(event.point, { layers: clickable.filter((id) => map.getLayer(id)) });
@@ -98,34 +108,36 @@ map.on('mousemove', (event) => {
   map.getCanvas().style.cursor = over.length ? 'pointer' : '';
 });
 
-initWater();
+initWater(layersAnswered);
 
 // ---------------------------------------------------------------- rendering
 
-/** True when WebGL runs on the CPU (no GPU, or a blocked one): SwiftShader, llvmpipe... */
+/** True when WebGL runs on the CPU (no GPU, or a blocked one): SwiftShader, llvmpipe...
+ * Asked of a context of its own, before the map makes its one. */
 function softwareRendering() {
-  const canvas = map.getCanvas();
+  const canvas = document.createElement('canvas');
   const gl = canvas.getContext('webgl2') || canvas.getContext('webgl');
   if (!gl) return false;
   const info = gl.getExtension('WEBGL_debug_renderer_info');
   const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
   return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
 }
-
-let lightened = false; // drawn at half the resolution for now (see lightenWhileMoving)
-let sharpenWhenDrawn = () => {}; // sharp as soon as what the map was given is drawn
 
 /**
  * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves, and
  * while it waits for the tiles of the new view, draw it at half the resolution (a quarter
  * of the pixels), and sharp again once it has been still for a moment with every tile
- * it needs. Panning and zooming stay fluid on a machine without a GPU.
+ * it needs. Panning and zooming stay fluid on a machine without a GPU. The map is made
+ * at half the resolution, and stays so until the city it first loads is in.
  */
 function lightenWhileMoving() {
-  const sharp = map.getPixelRatio();
+  const sharp = window.devicePixelRatio;
   let switching = false; // a change of resolution fires move events of its own
   let timer = 0;
   let still = 0; // each time the map stops; a later stop or a move cancels the wait
+  let pinned = true; // at half the resolution until sharpenWhenDrawn(), however it moves
+  lightened = true;
   const use = (ratio) => {
     switching = true;
     try {
@@ -134,10 +146,30 @@ function lightenWhileMoving() {
       switching = false;
     }
   };
+  // Sharp at the first 'idle' (the map has drawn every tile of the view), or sooner: as
+  // soon as the last tile is in, before the frame that would draw it at half the
+  // resolution and then again, sharp. In a tile's 'data' event the map still says it is
+  // not loaded (it has not drawn the tile yet): its style says whether every source and
+  // tile is in.
+  const tilesIn = () => map.style?.loaded() && map.areTilesLoaded();
   const sharpen = (mine) => {
-    if (mine !== still || !lightened) return;
+    if (mine !== still || !lightened || pinned) return;
     if (!map.loaded()) {
-      map.once('idle', () => sharpen(mine));
+      const early = (event) => {
+        if (event.tile && tilesIn()) done(true);
+      };
+      const idle = () => done(false);
+      const done = (now) => {
+        map.off('data', early);
+        map.off('idle', idle);
+        if (!now) sharpen(mine);
+        else if (mine === still && lightened && !pinned) {
+          lightened = false;
+          use(sharp);
+        }
+      };
+      map.on('data', early);
+      map.once('idle', idle);
       return;
     }
     lightened = false;
@@ -159,6 +191,7 @@ function lightenWhileMoving() {
     timer = setTimeout(() => sharpen(mine), 400);
   });
   sharpenWhenDrawn = () => {
+    pinned = false;
     const mine = ++still;
     clearTimeout(timer);
     sharpen(mine);
@@ -199,26 +232,50 @@ const SETTLE_MS = 10_000; // the longest the layers switched off wait for the ma
  * the map has drawn them, the others (for search and the counts).
  *
  * The layers switched on are asked for first, under their types' usual names (boot.js
- * does it before the map is set up); the server then lists the types the twin holds
- * while the map draws them (the list takes it a while: it reads every entity). The list
- * says whether a type or an attribute was named otherwise; those are loaded too, and
- * drawn, before the map counts as drawn.
+ * does it before the map is set up): the view is fitted to the city once each request
+ * has brought its first page, and each layer is given to the map as soon as all of it
+ * is in, so that the map's worker tiles the first while the others are on their way.
+ * Once the map has drawn them, the server lists the types the twin holds (the list takes
+ * it a while: it reads every entity, on the cores the map is drawn with). The list says
+ * whether a type or an attribute was named otherwise; those are loaded too, and drawn,
+ * before the map counts as drawn.
  */
 async function loadTwin() {
   const mine = ++loads;
+  const first = firstLoad;
   document.body.dataset.loaded = 'false';
   hold();
-  const shown = LAYERS.filter((layer) => visible.get(layer.id));
-  const asked = (await Promise.all(shown.map((layer) => loadUsual(layer, mine)))).flat();
-  const listed = loadTypes(mine);
+  const requests = usualRequests(LAYERS.filter((layer) => visible.get(layer.id)));
+  const begun = [];
+  const loading = requests.map((request) => {
+    let begin;
+    begun.push(new Promise((resolve) => {
+      begin = resolve;
+    }));
+    return loadUsual(request, mine, begin).finally(begin);
+  });
+  await Promise.all(begun);
   await mapLoaded;
   if (mine !== loads) return; // the newer load holds and releases the map itself
+  let fitted = fitToCity();
+  if (first) performance.mark('cityverse-layers-begun');
+  const given = loading.map(async (job, i) => {
+    await job;
+    if (mine === loads) release(layersOf(requests[i]));
+  });
+  const asked = (await Promise.all(loading)).flat();
+  await Promise.all(given);
+  if (first) performance.mark('cityverse-layers-answered');
+  answered();
+  if (mine !== loads) return;
   renderLayerList();
-  const fitted = fitToCity();
+  if (!fitted || !inView()) fitted = fitToCity();
   release();
   sharpenWhenDrawn();
   let drawn = whenDrawn();
-  const types = await listed;
+  await settled(drawn);
+  if (mine !== loads) return;
+  const types = await loadTypes(mine);
   if (mine !== loads) return;
   const missing = types.filter((type) => visible.get(type.layer.id) && !covered(type, asked));
   if (missing.length) {
@@ -230,7 +287,7 @@ async function loadTwin() {
     sharpenWhenDrawn();
     drawn = whenDrawn();
   }
-  if (firstLoad) {
+  if (first) {
     // The first meaningful paint: the moment the map had drawn every entity of the layers
     // switched on, marked once the list of types has said that none was missing.
     firstLoad = false;
@@ -242,7 +299,7 @@ async function loadTwin() {
   openStream();
   // The layers switched off wait until the others are drawn: their answers would be
   // read, and the live changes drawn, on the cores that the map's worker and frames need.
-  await Promise.race([drawn, new Promise((resolve) => setTimeout(resolve, SETTLE_MS))]);
+  await settled(drawn);
   if (mine !== loads) return;
   await loadAll(types.filter((type) => !visible.get(type.layer.id)), mine);
   if (mine !== loads) return;
@@ -250,26 +307,39 @@ async function loadTwin() {
   document.body.dataset.loaded = 'true';
 }
 
-/** Load a layer's entities under its types' usual names (see usualNames), or take them
- * from boot.js, which asked for them first; returns what was loaded: [{layer, iri,
- * attrs}] (without the types the server would not answer for). */
-async function loadUsual(layer, mine) {
-  const jobs = usualNames(layer).map(async ({ iri, attrs }) => {
-    const put = (page) => {
-      if (mine !== loads) return;
-      for (const feature of page) putFeature(feature, iri, layer);
-    };
-    try {
-      const asked = takeEarly(`type:${iri}`);
-      if (asked) put(await asked);
-      else await featuresOfType(iri, put, attrs);
-    } catch (error) {
-      console.warn(`could not load ${shortName(iri)}: ${error.message}`);
-      return null;
+/** The ids of the layers that show the types of a request. */
+function layersOf(request) {
+  return [...new Set(request.iris.map((iri) => layerForType(shortName(iri))?.id).filter(Boolean))];
+}
+
+/** Resolves once `drawn` has, or after SETTLE_MS at the latest. */
+function settled(drawn) {
+  return Promise.race([drawn, new Promise((resolve) => setTimeout(resolve, SETTLE_MS))]);
+}
+
+/** Load the entities of one of the `usualRequests`, or take them from boot.js, which
+ * asked for them first; `begin()` is called with the first page. Returns what was
+ * loaded: [{layer, iri, attrs}] for each of its types (none when the server would not
+ * answer). */
+async function loadUsual(request, mine, begin = () => {}) {
+  const put = (page) => {
+    begin();
+    if (mine !== loads) return;
+    for (const feature of page) {
+      const iri = typeOfFeature(feature, request.iris);
+      const layer = iri && layerForType(shortName(iri));
+      if (layer) putFeature(feature, iri, layer);
     }
-    return { layer, iri, attrs };
-  });
-  return (await Promise.all(jobs)).filter(Boolean);
+  };
+  try {
+    const asked = takeEarly(requestKey(request), put);
+    if (asked) await asked;
+    else await featuresOfTypes(request.iris, put, request.attrs);
+  } catch (error) {
+    console.warn(`could not load ${request.iris.map(shortName).join(', ')}: ${error.message}`);
+    return [];
+  }
+  return request.iris.map((iri) => ({ layer: layerForType(shortName(iri)), iri, attrs: request.attrs }));
 }
 
 /** Whether loading the usual names (`loaded`) brought the entities of a listed type,
@@ -330,17 +400,30 @@ async function loadAll(types, mine) {
   if (mine === loads) renderLayerList();
 }
 
-/** Show every entity loaded; false when there is none to show. */
-function fitToCity() {
+/** The bounds of every entity loaded (empty when none has a geometry). */
+function cityBounds() {
   const bounds = new maplibregl.LngLatBounds();
   for (const stored of entities.values()) {
     const geometry = stored.feature.geometry;
     if (!geometry) continue;
     for (const position of positions(geometry)) bounds.extend(position);
   }
-  if (bounds.isEmpty()) return false;
+  return bounds;
+}
+
+/** Show every entity loaded; returns their bounds, or null when there is none to show. */
+function fitToCity() {
+  const bounds = cityBounds();
+  if (bounds.isEmpty()) return null;
   map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 17 });
-  return true;
+  return bounds;
+}
+
+/** Whether the view shows every entity loaded. */
+function inView() {
+  const bounds = cityBounds();
+  const view = map.getBounds();
+  return bounds.isEmpty() || (view.contains(bounds.getSouthWest()) && view.contains(bounds.getNorthEast()));
 }
 
 function positions(geometry) {

@@ -17,7 +17,7 @@ let ensure = () => {};
 const dirty = new Set();
 const shown = new Set(LAYERS.filter((layer) => layer.on).map((layer) => layer.id));
 let flushTimer = 0;
-let holding = false;
+const held = new Set(); // layers whose sources wait for release()
 const changeListeners = [];
 
 /** Draw on `theMap`; `ensureLayer(layer, kinds, data)` makes a layer's sources (with
@@ -39,13 +39,15 @@ export function setShown(layerId, on) {
   if (on) markDirty(layerId);
 }
 
-/** Keep the map's sources as they are until `release()`: the first load sets each once. */
+/** Keep the map's sources as they are until `release()`: a load sets each once. */
 export function hold() {
-  holding = true;
+  for (const layer of LAYERS) held.add(layer.id);
 }
 
-export function release() {
-  holding = false;
+/** Give the map what the layers `layerIds` (default: all) hold, and what changes next. */
+export function release(layerIds = null) {
+  if (layerIds === null) held.clear();
+  else for (const id of layerIds) held.delete(id);
   flush();
 }
 
@@ -151,7 +153,7 @@ function markDirty(layerId, part = null) {
 // map's worker tile a layer again (and, while the city first loads, push back the
 // moment it is drawn).
 function schedule() {
-  if (flushTimer || holding) return;
+  if (flushTimer || held.size === LAYERS.length) return;
   flushTimer = setTimeout(() => {
     flushTimer = 0;
     if (map && map.isMoving()) {
@@ -187,7 +189,7 @@ function searchArea(stored, properties) {
 }
 
 /** Push every changed layer's features to its map sources now (switched-on layers only;
- * the others wait until they are switched on). */
+ * the others wait until they are switched on, the held ones until they are released). */
 export function flush() {
   clearTimeout(flushTimer);
   flushTimer = 0;
@@ -196,7 +198,7 @@ export function flush() {
   const changed = new Set(keys.map((key) => key.split('|')[0]));
   for (const layerId of changed) {
     const layer = LAYERS.find((l) => l.id === layerId);
-    if (!layer || !shown.has(layerId)) continue;
+    if (!layer || !shown.has(layerId) || held.has(layerId)) continue;
     const parts = ['pt', 'geo'].filter((part) => dirty.delete(`${layerId}|${part}`));
     const points = [];
     const shapes = [];

@@ -44,9 +44,11 @@ function pct(value) {
   return typeof value === 'number' ? `${value.toFixed(1)} %` : '–';
 }
 
-export async function initWater() {
+/** Wire the panels and load them once `after` has resolved (the map's data goes first). */
+export async function initWater(after = null) {
   onLanguage(render);
-  await loadWater();
+  await after;
+  if (loads === 0) await loadWater();
 }
 
 /** Load the panels (again, after a sign-in or sign-out: what they show is the caller's). */

@@ -1,0 +1,1 @@
+import"./chunk-J5ZBGZ6T.js";
