@@ -33,6 +33,13 @@ def replace_instances(
     stored: list[Instance], new: list[Instance], *, keep_created: bool = True
 ) -> list[Instance]:
     """``stored`` with each new instance replacing the one of its datasetId, or added."""
+    if len(stored) == len(new) == 1:
+        # The usual case, a measure's or a patch's: one instance replacing its own.
+        old, inst = stored[0], new[0]
+        if old.get("datasetId") == inst.get("datasetId"):
+            if keep_created and "createdAt" in old:
+                inst = {**inst, "createdAt": old["createdAt"]}
+            return [inst]
     result = list(stored)
     for inst in new:
         i = find(result, inst.get("datasetId"))

@@ -16,6 +16,7 @@ import hashlib
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from stat import S_ISREG
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -99,9 +100,14 @@ _assets: dict[str, Asset] = {}
 def _asset(name: str) -> Asset:
     """The built file ``name`` (a file of ``STATIC``, not below it), read when it changed."""
     path = STATIC / name
-    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+    if "/" in name or "\\" in name or name.startswith("."):
         raise HTTPException(404)
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:
+        raise HTTPException(404) from None
+    if not S_ISREG(stat.st_mode):
+        raise HTTPException(404)
     stamp = (stat.st_mtime_ns, stat.st_size)
     asset = _assets.get(name)
     if asset is None or asset.stamp != stamp:

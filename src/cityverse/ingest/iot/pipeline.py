@@ -125,22 +125,12 @@ def measure_mutation(
             for iri, static in profile.static_instances(now).items():
                 if iri not in attrs:
                     patch[iri] = static
-        # Append Entity Attributes (5.6.3) with overwrite, as ``appending`` does, with
-        # the usual case (one default instance replacing one) taken directly.
+        # Append Entity Attributes (5.6.3) with overwrite, as ``appending`` does, without
+        # its bookkeeping of what was updated.
         merged = dict(attrs)
         for name, new in patch.items():
             stored = merged.get(name)
-            if stored is None:
-                merged[name] = new
-            elif (
-                len(new) == len(stored) == 1
-                and "createdAt" in stored[0]
-                and "datasetId" not in stored[0]
-                and "datasetId" not in new[0]
-            ):
-                merged[name] = [{**new[0], "createdAt": stored[0]["createdAt"]}]
-            else:
-                merged[name] = algebra.replace_instances(stored, new)
+            merged[name] = new if stored is None else algebra.replace_instances(stored, new)
         return {**entity, "attrs": merged, "modifiedAt": now}
 
     return apply
