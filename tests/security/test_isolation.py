@@ -135,6 +135,21 @@ async def test_hidden_types_are_not_even_said_to_exist(secured: Secured) -> None
         "/ngsi-ld/v1/entities", params={"type": "Building,Streetlight"}, headers=h
     )
     assert {e["type"] for e in listed.json()} == {"Streetlight"}
+    # Counts and pages are those of what it may read: the hidden Buildings are not
+    # counted, and a page is not cut short by them.
+    for kind, total in (("Building", 0), ("Building,Streetlight", 5), ("Streetlight", 5)):
+        counted = await secured.client.get(
+            "/ngsi-ld/v1/entities", params={"type": kind, "count": "true"}, headers=h
+        )
+        assert counted.headers["NGSILD-Results-Count"] == str(total), kind
+    page = await secured.client.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": "Building,Streetlight", "limit": "3", "offset": "1"},
+        headers=h,
+    )
+    assert [e["id"] for e in page.json()] == [
+        f"urn:ngsi-ld:Streetlight:default-{n}" for n in (1, 2, 3)
+    ]
     # Nor does discovery name them, count them or list their attributes.
     types = await secured.client.get("/ngsi-ld/v1/types", headers=h)
     assert types.json()["typeList"] == ["Streetlight"]

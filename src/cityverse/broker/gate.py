@@ -9,6 +9,7 @@ in ``guarded``, which checks the entity's types before and after the change.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from cityverse.broker.request import Gate
@@ -40,6 +41,19 @@ def visible(gate: Gate, entity: Entity) -> Entity | None:
     if shown is None:
         return entity
     return {**entity, "attrs": shown}
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """A query's predicate: the entities a caller's gate lets it read. With it a query
+    counts and pages only those (a store then tests it in Python)."""
+
+    gate: Gate
+    attribute_names: frozenset[str] = frozenset()
+    """None of the entity's attributes is read (a temporal store's filter asks)."""
+
+    def matches(self, entity: Entity) -> bool:
+        return not self.gate.hides(entity["type"])
 
 
 def visible_all(gate: Gate, entities: Iterable[Entity]) -> list[Entity]:

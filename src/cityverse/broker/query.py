@@ -6,12 +6,13 @@ one ``Selection``: an EntityFilter for the store plus the paging asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from cityverse.broker.entities import check_entity_id
-from cityverse.broker.gate import visible_all
+from cityverse.broker.gate import Readable, visible_all
 from cityverse.broker.request import Broker, Call
 from cityverse.core.errors import BadRequestData, TooManyResults
 from cityverse.core.geo import parse_geo_query
@@ -262,15 +263,14 @@ def _selector(info: Any, expand: Any) -> Selector:
 async def run(broker: Broker, call: Call, selection: Selection) -> Page:
     """Run a selection against the store."""
     await broker.check_tenant(call.tenant)
+    flt = selection.filter
+    if call.gate.restricted:
+        # Hidden entities are neither on a page nor in the count: offsets and totals
+        # are those of the entities the caller may read.
+        flt = dataclasses.replace(flt, predicates=(*flt.predicates, Readable(call.gate)))
     page = await broker.store.query(
-        call.tenant,
-        selection.filter,
-        limit=selection.limit,
-        offset=selection.offset,
-        count=selection.count,
+        call.tenant, flt, limit=selection.limit, offset=selection.offset, count=selection.count
     )
     if call.gate.restricted:
-        # Hidden entities leave the page (a short page, not a shifted one: the offsets
-        # stay those of the tenant's entities).
         page.entities = visible_all(call.gate, page.entities)
     return page

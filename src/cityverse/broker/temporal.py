@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from cityverse.broker.entities import attribute_name, check_entity_id
-from cityverse.broker.gate import check_write, pseudonymised
+from cityverse.broker.gate import Readable, check_write, pseudonymised
 from cityverse.broker.query import AnyOf, Selection
 from cityverse.broker.request import Broker, Call, Gate
 from cityverse.broker.views import parse_options, parse_view
@@ -381,17 +381,6 @@ class _OnEntity:
         return self.predicate.matches(entity)
 
 
-@dataclass(frozen=True, slots=True)
-class _Readable:
-    """The entities a caller's gate lets it read."""
-
-    gate: Gate
-    attribute_names: frozenset[str] = frozenset()
-
-    def matches(self, entity: Entity) -> bool:
-        return not self.gate.hides(entity["type"])
-
-
 def history_filter(flt: EntityFilter) -> EntityFilter:
     """The filter with the selection by id and type moved out of its predicates.
 
@@ -437,7 +426,7 @@ async def query(
     await broker.check_tenant(call.tenant)
     flt = history_filter(selection.filter)
     if call.gate.restricted:
-        flt = dataclasses.replace(flt, predicates=(_Readable(call.gate), *flt.predicates))
+        flt = dataclasses.replace(flt, predicates=(Readable(call.gate), *flt.predicates))
     page = await store.history_entities(
         call.tenant,
         flt,

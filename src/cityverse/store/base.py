@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from cityverse.core.errors import NgsiError
 from cityverse.core.model import Entity
+from cityverse.core.query import Or, TypeExpr, TypeName
 
 DEFAULT_TENANT = ""
 
@@ -67,6 +68,7 @@ class EntityFilter:
 
     ``type_names`` is the set of expanded types of which a selected entity has at
     least one (a store may filter on it in SQL); ``predicates`` refine exactly.
+    ``attrs`` selects the entities that have at least one of these attributes.
     """
 
     type_names: frozenset[str] | None = None
@@ -86,6 +88,43 @@ class EntityFilter:
         if self.attrs is not None and not self.attrs.intersection(entity["attrs"]):
             return False
         return all(p.matches(entity) for p in self.predicates)
+
+    @property
+    def sql_exact(self) -> bool:
+        """True when ``type_names``, ``ids`` and ``attrs`` alone say what the filter
+        selects: a store that tests those three exactly in SQL may then page and count
+        there, and decode only the rows of the page.
+
+        A predicate is redundant only when it is a type selection that is a plain
+        alternative of types (``A,B``, ``A|B``) covering ``type_names``: the broker
+        passes the type of a query both ways. Anything else (idPattern, q, scopeQ,
+        geo-queries, ``A;B``, a predicate this module does not know) needs Python.
+        """
+        if self.id_pattern is not None:
+            return False
+        for predicate in self.predicates:
+            if not isinstance(predicate, TypeExpr) or self.type_names is None:
+                return False
+            alternatives = _alternative_types(predicate.root)
+            if alternatives is None or not self.type_names <= alternatives:
+                return False
+        return True
+
+
+def _alternative_types(node: object) -> frozenset[str] | None:
+    """The types of which an entity must have one to match ``node``, when ``node`` is
+    exactly that (types joined by ``|`` or ``,``); None for anything else."""
+    if isinstance(node, TypeName):
+        return frozenset({node.name})
+    if isinstance(node, Or):
+        names: set[str] = set()
+        for term in node.terms:
+            found = _alternative_types(term)
+            if found is None:
+                return None
+            names |= found
+        return frozenset(names)
+    return None
 
 
 @dataclass(slots=True)

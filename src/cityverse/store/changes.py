@@ -11,7 +11,7 @@ plus the net writes (deletes, updates, inserts) the store must apply::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -130,11 +130,29 @@ def reshaped(outcomes: Sequence[Outcome]) -> bool:
     return False
 
 
+def decode(doc: bytes | str) -> Entity:
+    """A stored document as an entity."""
+    return orjson.loads(doc)
+
+
+SQL_MAX = 2**62
+"""Above any row count: a limit or offset past it is clamped to it in SQL."""
+
+
 class Pager:
-    """Collects one page of matches from entities fed in order, counting if asked."""
+    """One page of a query's matches, in creation order, and their count if asked.
+
+    When the store's SQL selects exactly what the filter selects (``flt.sql_exact``),
+    it pages and counts in SQL (``sql_limit``, ``sql_offset``) and hands over the
+    page's rows alone (``take``). Otherwise it feeds rows in order (``feed``) and each
+    is decoded and tested here: those before the page too, and, for a count, all.
+    """
 
     def __init__(self, flt: EntityFilter, limit: int | None, offset: int, count: bool) -> None:
+        if (limit is not None and limit < 0) or offset < 0:
+            raise ValueError(f"limit ({limit}) and offset ({offset}) must not be negative")
         self.flt = flt
+        self.limit = limit
         self.offset = offset
         self.end = None if limit is None else offset + limit
         self.count = count
@@ -146,6 +164,17 @@ class Pager:
         """True when further entities cannot change the page."""
         return not self.count and self.end is not None and self.matched >= self.end
 
+    @property
+    def sql_limit(self) -> int:
+        """The page's size for SQL's LIMIT: a number (one that both SQLite and
+        PostgreSQL take) even when there is no limit."""
+        return SQL_MAX if self.limit is None else min(self.limit, SQL_MAX)
+
+    @property
+    def sql_offset(self) -> int:
+        """The page's start for SQL's OFFSET, within a 64-bit integer."""
+        return min(self.offset, SQL_MAX)
+
     def batch(self, most: int) -> int:
         """How many rows to fetch next: no more than the page still needs, when that is
         known, so that a store's SQL filter does not run past the page."""
@@ -155,12 +184,19 @@ class Pager:
 
     def feed(self, doc: bytes | str) -> bool:
         """Decode and test one stored document; True when the scan may stop."""
-        entity = orjson.loads(doc)
+        entity = decode(doc)
         if self.flt.matches(entity):
             if self.offset <= self.matched and (self.end is None or self.matched < self.end):
                 self.found.append(entity)
             self.matched += 1
         return self.done
+
+    def take(self, docs: Iterable[bytes | str], total: int | None) -> Page:
+        """The page from the documents SQL selected, paged and counted exactly."""
+        self.found = [decode(doc) for doc in docs]
+        if total is not None:
+            self.matched = total
+        return self.page()
 
     def page(self) -> Page:
         """The page collected so far."""

@@ -220,19 +220,16 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
         pager = Pager(flt, limit, offset, count)
         if pager.done or "\x00" in tenant:
             return pager.page()
-        where = ["tenant = %s"]
-        params: list[Any] = [tenant]
-        if flt.type_names is not None:
-            where.append("types && %s")
-            params.append(sorted(t for t in flt.type_names if "\x00" not in t))
-        if flt.ids is not None:
-            where.append("id = ANY(%s)")
-            params.append(sorted(i for i in flt.ids if "\x00" not in i))
+        where, params = _selection(tenant, flt)
+        if flt.sql_exact:
+            return await self._query_exact(pager, where, params)
+        # The rest (q, idPattern, ...) is tested in Python on every row, after a superset
+        # of it is pushed down where possible.
         pushed = postgres_condition(flt, "doc")
         if pushed is not None:
-            where.append(pushed.sql)
+            where = f"{where} AND {pushed.sql}"
             params.extend(pushed.params)
-        query = f"SELECT doc::text FROM entities WHERE {' AND '.join(where)} ORDER BY seq"
+        query = f"SELECT doc::text FROM entities WHERE {where} ORDER BY seq"
         # A server-side cursor streams the rows and lets the scan stop early.
         async with (
             self._connection() as conn,
@@ -245,6 +242,30 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
                     if pager.feed(doc):
                         return pager.page()
         return pager.page()
+
+    async def _query_exact(self, pager: Pager, where: str, params: list[Any]) -> Page:
+        """The page and count computed in SQL: only the page's documents are decoded."""
+        paging = pager.limit != 0
+        docs: list[Any] = []
+        total = None
+        async with self._connection() as conn, conn.transaction():
+            if paging and pager.count:
+                # The page and its count come from one snapshot, as from a single scan.
+                await conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if paging:
+                cursor = await conn.execute(
+                    f"SELECT doc::text FROM entities WHERE {where} ORDER BY seq "
+                    "LIMIT %s OFFSET %s".encode(),
+                    [*params, pager.sql_limit, pager.sql_offset],
+                )
+                docs = await cursor.fetchall()
+            if pager.count:
+                cursor = await conn.execute(
+                    f"SELECT count(*) FROM entities WHERE {where}".encode(), params
+                )
+                row = await cursor.fetchone()
+                total = 0 if row is None else int(row[0])
+        return pager.take((doc for (doc,) in docs), total)
 
     async def tenants(self) -> list[str]:
         """Tenants that hold or held data (the default tenant always exists)."""
@@ -330,6 +351,24 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
                     raise
                 logger.debug("mutate collided with a concurrent one; retrying")
         raise AssertionError("unreachable")
+
+
+def _selection(tenant: str, flt: EntityFilter) -> tuple[str, list[Any]]:
+    """WHERE and parameters that select exactly the tenant's entities passing the
+    filter's ``type_names``, ``ids`` and ``attrs`` (none of which can hold U+0000)."""
+    where = "tenant = %s"
+    params: list[Any] = [tenant]
+    if flt.type_names is not None:
+        where += " AND types && %s::text[]"
+        params.append(sorted(t for t in flt.type_names if "\x00" not in t))
+    if flt.ids is not None:
+        where += " AND id = ANY(%s::text[])"
+        params.append(sorted(i for i in flt.ids if "\x00" not in i))
+    if flt.attrs is not None:
+        # The keys of the document's attrs member are the entity's attribute names.
+        where += " AND doc->'attrs' ?| %s::text[]"
+        params.append(sorted(a for a in flt.attrs if "\x00" not in a))
+    return where, params
 
 
 async def _analyze(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -406,6 +406,20 @@ def _mutate(conn: sqlite3.Connection, tenant: str, changes: Sequence[Change]) ->
     return plan.outcomes
 
 
+_DOC = "CAST(e.doc AS TEXT)"
+
+
+class _Select(NamedTuple):
+    """The parts of a query over entities ``e``: FROM, WHERE, ORDER BY (creation
+    order), the parameters, and the FROM enough to count the rows."""
+
+    source: str
+    where: str
+    order: str
+    params: list[Any]
+    counted: str
+
+
 def _scan(
     conn: sqlite3.Connection,
     tenant: str,
@@ -414,41 +428,23 @@ def _scan(
     offset: int,
     count: bool,
 ) -> Page:
-    # Push down the most selective part; flt.matches checks the rest exactly.
-    params: list[Any] = [tenant]
-    if flt.ids is not None:
-        # A few ids: look each up, then sort the few rows found.
-        sql = (
-            "SELECT doc FROM entities e INDEXED BY entities_tenant_id WHERE tenant = ? "
-            "AND id IN (SELECT value FROM json_each(?)) ORDER BY seq"
-        )
-        params.append(orjson.dumps(sorted(flt.ids)).decode())
-    elif flt.type_names is not None and len(flt.type_names) == 1:
-        # One type: walk the (tenant, type, seq) key in seq order, no sort, early stop.
-        sql = (
-            "SELECT e.doc FROM entity_types t JOIN entities e ON e.seq = t.seq "
-            "WHERE t.tenant = ? AND t.type = ? ORDER BY t.seq"
-        )
-        params.extend(flt.type_names)
-    elif flt.type_names is not None:
-        # Several types: walk the tenant's entities in seq order, keep those of a type.
-        sql = (
-            "SELECT e.doc FROM entities e WHERE e.tenant = ? AND EXISTS (SELECT 1 FROM "
-            "entity_types t WHERE t.tenant = e.tenant AND t.type IN "
-            "(SELECT value FROM json_each(?)) AND t.seq = e.seq) ORDER BY e.seq"
-        )
-        params.append(orjson.dumps(sorted(flt.type_names)).decode())
-    else:
-        sql = "SELECT doc FROM entities e WHERE tenant = ? ORDER BY seq"
-    pushed = sqlite_condition(flt, "CAST(e.doc AS TEXT)")
-    if pushed is not None:
-        head, order = sql.rsplit(" ORDER BY ", 1)
-        sql = f"{head} AND {pushed.sql} ORDER BY {order}"
-        params.extend(pushed.params)
     pager = Pager(flt, limit, offset, count)
     if pager.done:
         return pager.page()
-    cursor = conn.execute(sql, params)
+    exact = flt.sql_exact
+    select = _selection(tenant, flt, attrs=exact)
+    if exact:
+        return _scan_exact(conn, pager, select)
+    # The rest (q, idPattern, ...) is tested in Python on every row, after a superset
+    # of it is pushed down where possible.
+    where, params = select.where, select.params
+    pushed = sqlite_condition(flt, _DOC)
+    if pushed is not None:
+        where = f"{where} AND {pushed.sql}"
+        params.extend(pushed.params)
+    cursor = conn.execute(
+        f"SELECT e.doc FROM {select.source} WHERE {where} ORDER BY {select.order}", params
+    )
     try:
         while rows := cursor.fetchmany(pager.batch(FETCH)):
             for (doc,) in rows:
@@ -457,3 +453,77 @@ def _scan(
     finally:
         cursor.close()
     return pager.page()
+
+
+def _selection(tenant: str, flt: EntityFilter, *, attrs: bool) -> _Select:
+    """The query that selects exactly the tenant's entities passing the filter's
+    ``type_names``, ``ids`` and, with ``attrs``, its ``attrs``. A scan that decodes
+    every row anyway leaves attrs to Python: testing them here would parse each
+    document twice."""
+    params: list[Any] = [tenant]
+    types = flt.type_names
+    counted = None
+    if flt.ids is not None:
+        # A few ids: look each up, then sort the few rows found.
+        source, order = "entities e INDEXED BY entities_tenant_id", "e.seq"
+        where = "e.tenant = ? AND e.id IN (SELECT value FROM json_each(?))"
+        params.append(_json_list(flt.ids))
+    elif types is not None and len(types) == 1:
+        # One type: walk the (tenant, type, seq) key in seq order, no sort, early stop.
+        source, order = "entity_types t JOIN entities e ON e.seq = t.seq", "t.seq"
+        where = "t.tenant = ? AND t.type = ?"
+        params.extend(types)
+        types = None
+        # Each key has its entity (both are written together): the key alone counts.
+        counted = "entity_types t"
+    else:
+        # Walk the tenant's entities in seq order.
+        source, order, where = "entities e", "e.seq", "e.tenant = ?"
+    if types is not None:
+        where += (
+            " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant = e.tenant AND t.type IN "
+            "(SELECT value FROM json_each(?)) AND t.seq = e.seq)"
+        )
+        params.append(_json_list(types))
+    if attrs and flt.attrs is not None:
+        # The keys of the document's attrs member are the entity's attribute names.
+        where += (
+            f" AND EXISTS (SELECT 1 FROM json_each({_DOC}, '$.attrs') "
+            "WHERE key IN (SELECT value FROM json_each(?)))"
+        )
+        params.append(_json_list(flt.attrs))
+        counted = None
+    return _Select(source, where, order, params, counted or source)
+
+
+def _scan_exact(conn: sqlite3.Connection, pager: Pager, select: _Select) -> Page:
+    """The page and count computed in SQL: only the page's documents are decoded."""
+    source, where, params = select.source, select.where, select.params
+    paging = pager.limit != 0
+    # The page and its count come from one snapshot, as from a single scan.
+    snapshot = paging and pager.count
+    if snapshot:
+        conn.execute("BEGIN")
+    try:
+        total = None
+        if pager.count:
+            (total,) = conn.execute(
+                f"SELECT count(*) FROM {select.counted} WHERE {where}", params
+            ).fetchone()
+        if not paging:
+            return pager.take((), total)
+        cursor = conn.execute(
+            f"SELECT e.doc FROM {source} WHERE {where} ORDER BY {select.order} LIMIT ? OFFSET ?",
+            [*params, pager.sql_limit, pager.sql_offset],
+        )
+        try:
+            return pager.take((doc for (doc,) in cursor), total)
+        finally:
+            cursor.close()
+    finally:
+        if snapshot and conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def _json_list(values: frozenset[str]) -> str:
+    return orjson.dumps(sorted(values)).decode()
