@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from cityverse.api.app import create_app
-from cityverse.demo import iot
+from cityverse.demo import iot, southbound
 from cityverse.demo.devices import Message
 from cityverse.demo.service import HttpPublisher
 from cityverse.demo.southbound import DeviceLink, SouthboundError
@@ -177,19 +177,172 @@ async def test_what_is_not_http_is_an_error_and_the_connection_is_dropped() -> N
         await _request(reader)
         writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
         await writer.drain()
+        await reader.read()  # the connection stays open until the link drops it
 
-    async with _raw_server(answer) as (base, _):
+    async with _raw_server(answer) as (base, accepted):
         link = DeviceLink(base, connections=1)
         try:
-            with pytest.raises(SouthboundError):
+            with pytest.raises(SouthboundError, match=r"not a whole HTTP/1\.1 answer"):
                 await link.post("/iot/d", b"x", "text/plain")
             with pytest.raises(SouthboundError):  # a new connection, the same answer
                 await link.post("/iot/d", b"x", "text/plain")
         finally:
             await link.close()
+    assert len(accepted) == 2
+
+
+async def test_a_head_that_never_ends_is_an_error_not_a_wait() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Filler: " + b"x" * (southbound.MAX_HEAD + 1024))
+        await writer.drain()
+        await reader.read()
+
+    async with _raw_server(answer) as (base, _):
+        link = DeviceLink(base, connections=1)  # the default timeout: two minutes
+        try:
+            with pytest.raises(SouthboundError, match="too long"):
+                await asyncio.wait_for(link.post("/iot/d", b"x", "text/plain"), 10)
+        finally:
+            await link.close()
+
+
+async def test_an_answer_cut_short_is_an_error_and_not_sent_again() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line, _ = await _request(reader)
+        if "cut" in line:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            await writer.drain()
+        # else: closed without a word, on a connection just opened
+
+    async with _raw_server(answer) as (base, accepted):
+        link = DeviceLink(base, connections=1)
+        try:
+            with pytest.raises(SouthboundError, match="complete message body"):
+                await link.post("/cut", b"x", "text/plain")
+            with pytest.raises(SouthboundError, match="without answering"):
+                await link.post("/silent", b"x", "text/plain")
+        finally:
+            await link.close()
+    assert len(accepted) == 2  # neither request was sent a second time
+
+
+async def test_no_answer_in_time_is_an_error_and_the_next_request_opens_a_connection() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, _ = await _request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if "slow" in line:
+                await reader.read()  # never answers; returns when the link gives up
+                return
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async with _raw_server(answer) as (base, accepted):
+        link = DeviceLink(base, connections=1, timeout=0.3)
+        try:
+            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
+            with pytest.raises(SouthboundError, match=r"no answer from 127\.0\.0\.1:\d+ in 0\.3 s"):
+                await link.post("/slow", b"x", "text/plain")
+            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
+            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
+        finally:
+            await link.close()
+    assert len(accepted) == 2
+
+
+async def test_a_cancelled_request_gives_its_connection_back_closed() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line, _ = await _request(reader)
+        if "slow" in line:
+            await reader.read()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async with _raw_server(answer) as (base, accepted):
+        link = DeviceLink(base, connections=1)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(link.post("/slow", b"x", "text/plain"), 0.3)
+            assert await asyncio.wait_for(link.post("/", b"x", "text/plain"), 5) == (200, b"ok")
+        finally:
+            await link.close()
+    assert len(accepted) == 2
+
+
+async def test_http_1_0_answers_and_interim_answers() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, _ = await _request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if "old" in line:  # an HTTP/1.0 answer: the connection is not kept
+                writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold")
+            else:
+                writer.write(
+                    b"HTTP/1.1 100 Continue\r\n\r\n"
+                    b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew"
+                )
+            await writer.drain()
+
+    async with _raw_server(answer) as (base, accepted):
+        link = DeviceLink(base, connections=1)
+        try:
+            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
+            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
+            assert await link.post("/old", b"x", "text/plain") == (200, b"old")
+            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
+        finally:
+            await link.close()
+    assert len(accepted) == 2
+
+
+async def test_requests_in_flight_share_the_connections_and_get_their_own_answers() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, body = await _request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            answer = line.split(" ")[1].encode() + b" " + body
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer))
+            writer.write(answer)
+            await writer.drain()
+
+    async with _raw_server(echo) as (base, accepted):
+        link = DeviceLink(base, connections=4)
+        try:
+            answers = await asyncio.gather(
+                *(link.post(f"/iot/d?i={i}", b"m|%d" % i, "text/plain") for i in range(200))
+            )
+        finally:
+            await link.close()
+    assert answers == [(200, b"/iot/d?i=%d m|%d" % (i, i)) for i in range(200)]
+    assert len(accepted) == 4
+
+
+async def test_a_request_http_cannot_carry_is_refused_before_it_is_sent() -> None:
+    link = DeviceLink("http://127.0.0.1:9")  # nothing is opened: no server needed
+    for target, content_type in (
+        ("/iot/d?i=a b", "text/plain"),
+        ("/iot/d?i=\u00e9", "text/plain"),
+        ("/iot/d", "text/plain\r\nX-Injected: 1"),
+        ("/iot/d", "text/\u2603"),
+    ):
+        with pytest.raises(ValueError):
+            await link.post(target, b"x", content_type)
+    await link.close()
 
 
 def test_the_devices_speak_plain_http_only() -> None:
     with pytest.raises(ValueError):
         DeviceLink("https://city.example")
+    with pytest.raises(ValueError):
+        DeviceLink("http://city.example", connections=0)
+    with pytest.raises(ValueError):
+        DeviceLink("http://city.example", timeout=0)
     assert DeviceLink("http://[::1]:1026").authority == "[::1]:1026"
