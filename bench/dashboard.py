@@ -16,9 +16,11 @@ spots, a quarter each) through the NGSI-LD API, opens the dashboard in headless 
   dashboard's files was asked for and arrived; the page's own marks on the way
   (``cityverse-map-loaded``, ``-layers-begun``: the view fitted to the first answers,
   ``-layers-answered``: every answer for the layers switched on is in);
-- every frame while the map pans, zooms and tilts, from a Chrome performance trace (CDP
-  ``Tracing``): the longest frame and the share over 50 ms, once with the layers as
-  the dashboard opens and once with every layer switched on.
+- every frame while the map pans, zooms and tilts (six movements of a second each), from
+  a Chrome performance trace (CDP ``Tracing``): the longest frame and the share over 50
+  ms, once with the layers as the dashboard opens and once with every layer switched
+  on. Frames are counted from each movement's start to the frame that ends it (see
+  ``frame_times``): the still map between movements draws nothing.
 
 With ``--demo`` it measures the demo city instead (``cityverse demo``: 4,300 buildings,
 streets, the water network, 1,200 street lights...), once it is loaded.
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import platform
@@ -112,7 +113,11 @@ PAN_ZOOM = """async () => {
         () => map.easeTo({ zoom: 14, pitch: 0, duration: 1000 }),
     ];
     // Each step by the clock, not by 'moveend': the map may fire move events of its own.
+    // The marks bound each movement in the trace: between two movements the map is still
+    // and draws nothing, and that pause is not a frame.
     for (const step of steps) {
+        map.once('moveend', () => performance.mark('cityverse-move-end'));
+        performance.mark('cityverse-move-start');
         await new Promise((resolve) => { step(); setTimeout(resolve, 1100); });
     }
 }"""
@@ -154,15 +159,39 @@ LOAD_REQUESTS = """() => {
 }"""
 
 
-def frame_times(trace: dict[str, Any]) -> list[float]:
-    """Milliseconds between frames the compositor drew, from a Chrome trace."""
+def frame_times(trace: dict[str, Any] | list[dict[str, Any]]) -> list[float]:
+    """Milliseconds each frame took while the map moved, from a Chrome trace.
+
+    A movement runs from its ``cityverse-move-start`` mark to the first frame drawn after
+    its ``cityverse-move-end`` mark (the frame of its last step). Its first frame counts
+    from the start mark, each next one from the frame before. The still map between two
+    movements draws nothing: counting that pause as a frame would measure the script's
+    timer, not the map.
+    """
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     draws = sorted(
         e["ts"] for e in events if e.get("name") in ("DrawFrame", "Graphics.Pipeline.DrawFrame")
     )
     if len(draws) < 2:
         draws = sorted(e["ts"] for e in events if e.get("name") == "BeginFrame")
-    return [(b - a) / 1000 for a, b in itertools.pairwise(draws)]
+
+    def marks(name: str) -> list[float]:
+        return sorted({e["ts"] for e in events if e.get("name") == name})
+
+    starts, ends = marks("cityverse-move-start"), marks("cityverse-move-end")
+    if not starts or len(starts) != len(ends):
+        raise ValueError(f"the trace holds {len(starts)} movement starts and {len(ends)} ends")
+    times: list[float] = []
+    for start, end in zip(starts, ends, strict=True):
+        before = start
+        for draw in draws:
+            if draw <= start:
+                continue
+            times.append((draw - before) / 1000)
+            before = draw
+            if draw >= end:
+                break
+    return times
 
 
 def frame_figures(frames: list[float]) -> dict[str, Any]:
