@@ -338,9 +338,9 @@ async def _latency(base: str, broker: Broker, args: argparse.Namespace) -> dict[
     sent = int(args.rate * args.seconds) + 1
     probed = sorted({n % args.devices for n in range(0, sent, PROBE_EVERY)})
     for device in range(args.devices):
-        client.publish(f"/{APIKEY}/d{device}/attrs", payload(device, 0), qos=1)
+        publish(client, f"/{APIKEY}/d{device}/attrs", payload(device, 0))
     for device in probed:
-        client.publish(f"/{APIKEY}/p{device}/attrs", json.dumps({a: 0 for a in ATTRS}), qos=1)
+        publish(client, f"/{APIKEY}/p{device}/attrs", json.dumps({a: 0 for a in ATTRS}).encode())
     wait_messages(base, first + args.devices + len(probed), timeout=300)
     async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30.0)) as http:
 

@@ -117,6 +117,27 @@ async def _raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         await server.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def _linked(handler: Handler, **options: Any) -> AsyncIterator[tuple[DeviceLink, list[int]]]:
+    """A ``DeviceLink`` to a server answering with ``handler`` (closed after), and the
+    list of the connections the server accepted (see ``_raw_server``)."""
+    async with _raw_server(handler) as (base, accepted):
+        link = DeviceLink(base, **options)
+        try:
+            yield link, accepted
+        finally:
+            await link.close()
+
+
+async def _requests(reader: asyncio.StreamReader) -> AsyncIterator[tuple[str, bytes]]:
+    """Each request on a connection, until the client closes it."""
+    while True:
+        try:
+            yield await _request(reader)
+        except asyncio.IncompleteReadError:
+            return
+
+
 async def _request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
     head = (await reader.readuntil(b"\r\n\r\n")).decode()
     length = next(
@@ -137,14 +158,10 @@ async def test_connections_are_kept_and_one_the_server_closed_is_opened_again() 
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             await writer.drain()
 
-    async with _raw_server(answer_twice) as (base, accepted):
-        link = DeviceLink(base, connections=1)
-        try:
-            for i in range(5):
-                status, body = await link.post(f"/iot/d?i={i}", b"t|%d" % i, "text/plain")
-                assert (status, body) == (200, b"ok")
-        finally:
-            await link.close()
+    async with _linked(answer_twice, connections=1) as (link, accepted):
+        for i in range(5):
+            status, body = await link.post(f"/iot/d?i={i}", b"t|%d" % i, "text/plain")
+            assert (status, body) == (200, b"ok")
     assert [line for line, _ in seen] == [f"POST /iot/d?i={i} HTTP/1.1" for i in range(5)]
     assert [body for _, body in seen] == [b"t|%d" % i for i in range(5)]
     assert len(accepted) == 3  # two requests a connection, none lost or sent twice
@@ -162,13 +179,9 @@ async def test_chunked_and_closing_answers_are_read_whole() -> None:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\nno length")
         await writer.drain()
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=2)
-        try:
-            assert await link.post("/chunked", b"x", "text/plain") == (404, b"hello world")
-            assert await link.post("/close", b"x", "text/plain") == (400, b"no length")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=2) as (link, accepted):
+        assert await link.post("/chunked", b"x", "text/plain") == (404, b"hello world")
+        assert await link.post("/close", b"x", "text/plain") == (400, b"no length")
     assert len(accepted) == 2
 
 
@@ -179,15 +192,11 @@ async def test_what_is_not_http_is_an_error_and_the_connection_is_dropped() -> N
         await writer.drain()
         await reader.read()  # the connection stays open until the link drops it
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=1)
-        try:
-            with pytest.raises(SouthboundError, match=r"not a whole HTTP/1\.1 answer"):
-                await link.post("/iot/d", b"x", "text/plain")
-            with pytest.raises(SouthboundError):  # a new connection, the same answer
-                await link.post("/iot/d", b"x", "text/plain")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1) as (link, accepted):
+        with pytest.raises(SouthboundError, match=r"not a whole HTTP/1\.1 answer"):
+            await link.post("/iot/d", b"x", "text/plain")
+        with pytest.raises(SouthboundError):  # a new connection, the same answer
+            await link.post("/iot/d", b"x", "text/plain")
     assert len(accepted) == 2
 
 
@@ -198,13 +207,9 @@ async def test_a_head_that_never_ends_is_an_error_not_a_wait() -> None:
         await writer.drain()
         await reader.read()
 
-    async with _raw_server(answer) as (base, _):
-        link = DeviceLink(base, connections=1)  # the default timeout: two minutes
-        try:
-            with pytest.raises(SouthboundError, match="too long"):
-                await asyncio.wait_for(link.post("/iot/d", b"x", "text/plain"), 10)
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1) as (link, _):  # the default timeout: two minutes
+        with pytest.raises(SouthboundError, match="too long"):
+            await asyncio.wait_for(link.post("/iot/d", b"x", "text/plain"), 10)
 
 
 async def test_an_answer_cut_short_is_an_error_and_not_sent_again() -> None:
@@ -215,41 +220,29 @@ async def test_an_answer_cut_short_is_an_error_and_not_sent_again() -> None:
             await writer.drain()
         # else: closed without a word, on a connection just opened
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=1)
-        try:
-            with pytest.raises(SouthboundError, match="complete message body"):
-                await link.post("/cut", b"x", "text/plain")
-            with pytest.raises(SouthboundError, match="without answering"):
-                await link.post("/silent", b"x", "text/plain")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1) as (link, accepted):
+        with pytest.raises(SouthboundError, match="complete message body"):
+            await link.post("/cut", b"x", "text/plain")
+        with pytest.raises(SouthboundError, match="without answering"):
+            await link.post("/silent", b"x", "text/plain")
     assert len(accepted) == 2  # neither request was sent a second time
 
 
 async def test_no_answer_in_time_is_an_error_and_the_next_request_opens_a_connection() -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                line, _ = await _request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for line, _ in _requests(reader):
             if "slow" in line:
                 await reader.read()  # never answers; returns when the link gives up
                 return
             writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
             await writer.drain()
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=1, timeout=0.3)
-        try:
-            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
-            with pytest.raises(SouthboundError, match=r"no answer from 127\.0\.0\.1:\d+ in 0\.3 s"):
-                await link.post("/slow", b"x", "text/plain")
-            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
-            assert await link.post("/fast", b"x", "text/plain") == (204, b"")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1, timeout=0.3) as (link, accepted):
+        assert await link.post("/fast", b"x", "text/plain") == (204, b"")
+        with pytest.raises(SouthboundError, match=r"no answer from 127\.0\.0\.1:\d+ in 0\.3 s"):
+            await link.post("/slow", b"x", "text/plain")
+        assert await link.post("/fast", b"x", "text/plain") == (204, b"")
+        assert await link.post("/fast", b"x", "text/plain") == (204, b"")
     assert len(accepted) == 2
 
 
@@ -262,24 +255,16 @@ async def test_a_cancelled_request_gives_its_connection_back_closed() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=1)
-        try:
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(link.post("/slow", b"x", "text/plain"), 0.3)
-            assert await asyncio.wait_for(link.post("/", b"x", "text/plain"), 5) == (200, b"ok")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1) as (link, accepted):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(link.post("/slow", b"x", "text/plain"), 0.3)
+        assert await asyncio.wait_for(link.post("/", b"x", "text/plain"), 5) == (200, b"ok")
     assert len(accepted) == 2
 
 
 async def test_http_1_0_answers_and_interim_answers() -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                line, _ = await _request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for line, _ in _requests(reader):
             if "old" in line:  # an HTTP/1.0 answer: the connection is not kept
                 writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold")
             else:
@@ -289,38 +274,26 @@ async def test_http_1_0_answers_and_interim_answers() -> None:
                 )
             await writer.drain()
 
-    async with _raw_server(answer) as (base, accepted):
-        link = DeviceLink(base, connections=1)
-        try:
-            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
-            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
-            assert await link.post("/old", b"x", "text/plain") == (200, b"old")
-            assert await link.post("/new", b"x", "text/plain") == (201, b"new")
-        finally:
-            await link.close()
+    async with _linked(answer, connections=1) as (link, accepted):
+        assert await link.post("/new", b"x", "text/plain") == (201, b"new")
+        assert await link.post("/new", b"x", "text/plain") == (201, b"new")
+        assert await link.post("/old", b"x", "text/plain") == (200, b"old")
+        assert await link.post("/new", b"x", "text/plain") == (201, b"new")
     assert len(accepted) == 2
 
 
 async def test_requests_in_flight_share_the_connections_and_get_their_own_answers() -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                line, body = await _request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for line, body in _requests(reader):
             answer = line.split(" ")[1].encode() + b" " + body
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer))
             writer.write(answer)
             await writer.drain()
 
-    async with _raw_server(echo) as (base, accepted):
-        link = DeviceLink(base, connections=4)
-        try:
-            answers = await asyncio.gather(
-                *(link.post(f"/iot/d?i={i}", b"m|%d" % i, "text/plain") for i in range(200))
-            )
-        finally:
-            await link.close()
+    async with _linked(echo, connections=4) as (link, accepted):
+        answers = await asyncio.gather(
+            *(link.post(f"/iot/d?i={i}", b"m|%d" % i, "text/plain") for i in range(200))
+        )
     assert answers == [(200, b"/iot/d?i=%d m|%d" % (i, i)) for i in range(200)]
     assert len(accepted) == 4
 
