@@ -194,7 +194,8 @@ def main() -> int:
         if args.tune
         else "the four BWDF evaluation weeks (truth released after the battle)",
         "starts": [s.isoformat() for s in starts],
-        "method": "CityVerse forecast: LightGBM over all DMAs, direct multi-horizon",
+        "method": "CityVerse forecast: LightGBM over all DMAs, direct multi-horizon, "
+        "with a first-day model",
         "cityverse": figures,
         "cityverse_official_scoring": {k: round(float(v), 3) for k, v in official.items()}
         if not args.tune

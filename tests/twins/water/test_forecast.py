@@ -513,3 +513,34 @@ async def test_unknown_network_or_zone_is_not_found(client: httpx.AsyncClient) -
     assert response.status_code == 404
     assert response.json()["type"] == ERRORS + "ResourceNotFound"
     assert (await client.get(f"{W}/networks/tiny/forecast")).json() == []
+
+
+def test_the_first_day_model_learns_the_first_day_of_every_origin_recent_ones_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fc, "FIRST_DAY_HALF_LIFE_DAYS", 10.0)
+    design, grid = _italian_design("2022-05-01", "2022-07-01")
+    s = grid.get_loc(pd.Timestamp("2022-06-20", tz="Europe/Rome"))
+    data = fc._first_day_data({"A": design}, s)
+    # Origins every day from the day before the start back to four weeks of lags.
+    origins = np.arange(s - fc.DAY, 4 * fc.WEEK - 1, -fc.DAY)
+    assert data.num_data() == fc.DAY * len(origins)
+    weight = data.get_weight()
+    ages = np.repeat((s - origins) / fc.DAY, fc.DAY)
+    np.testing.assert_allclose(weight, 0.5 ** (ages / 10.0))
+    assert weight[0] == pytest.approx(0.5**0.1) and weight[-1] < weight[0]
+    monkeypatch.setattr(fc, "FIRST_DAY_HALF_LIFE_DAYS", None)
+    assert fc._first_day_data({"A": design}, s).get_weight() is None
+
+
+def test_the_first_day_model_changes_the_first_day_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = frame()
+    monkeypatch.setattr(fc, "FIRST_DAY_SHARE", 0.0)
+    without = fc.forecast(data, START, calendar=MOROCCO)
+    monkeypatch.setattr(fc, "FIRST_DAY_SHARE", 1.0)
+    with_model = fc.forecast(data, START, calendar=MOROCCO)
+    for zone in ("A", "B"):
+        a, b = without.zones[zone].values, with_model.zones[zone].values
+        # Hour 24 takes a tenth of hour 23 (smoothing): from hour 25 on, nothing changed.
+        assert a[fc.DAY + 1 :] == b[fc.DAY + 1 :]
+        assert a[: fc.DAY] != b[: fc.DAY]
