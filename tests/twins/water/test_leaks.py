@@ -212,6 +212,29 @@ def test_leaks_months_apart_are_found_and_the_watch_resumes_after_the_repair() -
     assert seen.paused[1] == (found[1].time, int(seen.hours[-1]) + 3600)
 
 
+def test_a_growing_leak_is_not_hidden_by_a_relearning_during_its_growth() -> None:
+    rng = np.random.default_rng(17)
+    sig = _signatures(rng, 12, 60)
+    times, e = _series(rng, 28, sig)
+    f = np.zeros((len(times), 0))
+    assert lk.watch(times, e, f, lambda coef: sig, 7 * DAY).alarms == []
+    # A leak growing to 3 L/s over 3 days, 17 hours before the re-learning of day 14.
+    start = 13 * DAY + 7 * 3600
+    e += 3.0 * np.clip((times - start) / (3 * DAY), 0, 1)[:, None] * sig[:, 17][None, :]
+    weekly = lk.watch(times, e, f, lambda coef: sig, 7 * DAY)
+    once = lk.watch(
+        times, e, f, lambda coef: sig, 7 * DAY, relearning=lk.Relearning(every=60 * DAY)
+    )
+    assert 14 * DAY in [item.start for item in weekly.learned]
+    assert [a.kind for a in weekly.alarms] == ["leak"]
+    found = weekly.alarms[0]
+    assert start < found.time <= start + DAY
+    assert abs(found.start - start) <= 12 * 3600
+    # The hours of growth it learned from cost it no more than 3 hours.
+    assert [a.kind for a in once.alarms] == ["leak"]
+    assert found.time <= once.alarms[0].time + 3 * 3600
+
+
 def test_hours_under_a_known_alert_are_not_learned_from() -> None:
     rng = np.random.default_rng(13)
     sig = _signatures(rng, 12, 60)
