@@ -1,1 +1,1 @@
-import"./chunk-J5ZBGZ6T.js";
+import"./chunk-ONTSB4V3.js";

@@ -253,12 +253,15 @@ export function ensureLayer(map, layer, kinds, { view3d = false, data = {}, lean
   }
   if (kinds.has('point') && !map.getSource(pt)) {
     // Clustering keeps tens of thousands of points fluid: the worker merges them per zoom.
+    // From zoom 14 each point stands alone, and the tiles of zoom 14 are scaled beyond it:
+    // zooming in further makes no new tiles, whose arrival costs the frame that draws them.
     map.addSource(pt, {
       type: 'geojson',
       data: data.pt ?? EMPTY,
       cluster: true,
       clusterRadius: 40,
-      clusterMaxZoom: 15,
+      clusterMaxZoom: 13,
+      maxzoom: 14,
       buffer: 32,
     });
     add(map, {
