@@ -190,6 +190,29 @@ def test_types_and_attributes_named_otherwise_are_drawn_with_the_rest(
         httpx.delete(f"{server}/ngsi-ld/v1/entities/{junction['id']}")
 
 
+def test_the_scale_bar_follows_the_map_when_it_stops(dashboard: Page) -> None:
+    scale = dashboard.page.locator(".maplibregl-ctrl-scale")
+    before = scale.inner_text()
+    # Two zoom levels in: the bar is measured again once the movement ends, not during it.
+    moved = dashboard.page.evaluate(
+        """() => new Promise((resolve) => {
+            const map = window.cityverse.map;
+            const bar = document.querySelector('.maplibregl-ctrl-scale');
+            const seen = new Set();
+            const watch = () => seen.add(bar.textContent);
+            map.on('move', watch);
+            map.once('moveend', () => {
+                map.off('move', watch);
+                resolve({ during: [...seen], after: bar.textContent });
+            });
+            map.easeTo({ zoom: map.getZoom() + 2, duration: 300 });
+        })"""
+    )
+    assert moved["during"] == [before]
+    assert moved["after"] != before
+    assert scale.inner_text() == moved["after"]
+
+
 def test_a_layer_switches_off_and_on(dashboard: Page) -> None:
     page = dashboard.page
     visibility = "() => window.cityverse.map.getLayoutProperty('water-pt-point', 'visibility')"

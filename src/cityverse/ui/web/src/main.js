@@ -55,7 +55,7 @@ const map = new maplibregl.Map({
 });
 if (software) lightenWhileMoving();
 map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
-map.addControl(new maplibregl.ScaleControl(), 'bottom-right');
+map.addControl(stillScale(), 'bottom-right');
 bindMap(map, (layer, kinds, data) => ensureLayer(map, layer, kinds, { view3d, data, lean: software }));
 
 window.cityverse = { map, entities, inspect, flush };
@@ -131,6 +131,29 @@ function softwareRendering() {
  * it needs. Panning and zooming stay fluid on a machine without a GPU. The map is made
  * at half the resolution, and stays so until the city it first loads is in.
  */
+/** MapLibre's scale bar, measured again when the map stops rather than on each frame of
+ * a movement: each change of its width and text costs the page a style, layout and paint
+ * pass on the main thread, which also draws the map (about a millisecond a frame without
+ * a GPU). Its `_onMove` is the bar's own update (MapLibre 5-6). */
+function stillScale() {
+  const scale = new maplibregl.ScaleControl();
+  const onAdd = scale.onAdd.bind(scale);
+  const onRemove = scale.onRemove.bind(scale);
+  let owner;
+  scale.onAdd = (target) => {
+    owner = target;
+    const element = onAdd(target);
+    target.off('move', scale._onMove);
+    target.on('moveend', scale._onMove);
+    return element;
+  };
+  scale.onRemove = () => {
+    owner.off('moveend', scale._onMove);
+    onRemove();
+  };
+  return scale;
+}
+
 function lightenWhileMoving() {
   const sharp = window.devicePixelRatio;
   let switching = false; // a change of resolution fires move events of its own
