@@ -552,11 +552,7 @@ def forecast(
     if not designs:
         return out
 
-    # Origins at the start's hour on every earlier day, as far back as four weeks of lags go.
-    origins = np.arange(s - DAY, max(4 * WEEK, s - MAX_TRAIN_DAYS * DAY) - 1, -ORIGIN_STEP)
-    if CLOCK_LAGS:
-        # ...at the start's local hour, across changes of summer time too.
-        origins = origins + clock[s] - clock[origins]
+    origins = _origins(clock, s, ORIGIN_STEP)
     calib_cut = s - CALIBRATION_DAYS * DAY
     parts = [design.rows(origins, HORIZON, s) for design in designs.values()]
     y_all = np.concatenate([p.target for p in parts])
@@ -614,14 +610,21 @@ def forecast(
     return out
 
 
+def _origins(clock: Any, s: int, step: int) -> NDArray[np.int64]:
+    """Training origins every ``step`` hours before the start ``s``, as far back as four
+    weeks of lags go, at the start's hour: its local hour across changes of summer time
+    too, with ``CLOCK_LAGS``."""
+    origins = np.arange(s - DAY, max(4 * WEEK, s - MAX_TRAIN_DAYS * DAY) - 1, -step)
+    if CLOCK_LAGS:
+        origins = origins + clock[s] - clock[origins]
+    return origins
+
+
 def _first_day_data(designs: dict[str, _Design], s: int) -> Any:
     """The first-day model's rows: the first 24 hours ahead of an origin on every day
     before the start (at its local hour, as the ensemble's), weighed by recency; None
     when there are none."""
-    origins = np.arange(s - DAY, max(4 * WEEK, s - MAX_TRAIN_DAYS * DAY) - 1, -DAY)
-    if CLOCK_LAGS:
-        clock = next(iter(designs.values())).clock
-        origins = origins + clock[s] - clock[origins]
+    origins = _origins(next(iter(designs.values())).clock, s, DAY)
     parts = [design.rows(origins, DAY, s) for design in designs.values()]
     y = np.concatenate([p.target for p in parts])
     ok = np.isfinite(y)

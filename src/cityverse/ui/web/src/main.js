@@ -124,13 +124,6 @@ function softwareRendering() {
   return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
 }
 
-/**
- * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves, and
- * while it waits for the tiles of the new view, draw it at half the resolution (a quarter
- * of the pixels), and sharp again once it has been still for a moment with every tile
- * it needs. Panning and zooming stay fluid on a machine without a GPU. The map is made
- * at half the resolution, and stays so until the city it first loads is in.
- */
 /** MapLibre's scale bar, measured again when the map stops rather than on each frame of
  * a movement: each change of its width and text costs the page a style, layout and paint
  * pass on the main thread, which also draws the map (about a millisecond a frame without
@@ -139,21 +132,26 @@ function stillScale() {
   const scale = new maplibregl.ScaleControl();
   const onAdd = scale.onAdd.bind(scale);
   const onRemove = scale.onRemove.bind(scale);
-  let owner;
   scale.onAdd = (target) => {
-    owner = target;
     const element = onAdd(target);
     target.off('move', scale._onMove);
     target.on('moveend', scale._onMove);
     return element;
   };
   scale.onRemove = () => {
-    owner.off('moveend', scale._onMove);
+    scale._map.off('moveend', scale._onMove);
     onRemove();
   };
   return scale;
 }
 
+/**
+ * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves, and
+ * while it waits for the tiles of the new view, draw it at half the resolution (a quarter
+ * of the pixels), and sharp again once it has been still for a moment with every tile
+ * it needs. Panning and zooming stay fluid on a machine without a GPU. The map is made
+ * at half the resolution, and stays so until the city it first loads is in.
+ */
 function lightenWhileMoving() {
   const sharp = window.devicePixelRatio;
   let switching = false; // a change of resolution fires move events of its own
