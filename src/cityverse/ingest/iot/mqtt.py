@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.matcher import MQTTMatcher
 
 from cityverse.ingest.iot.pipeline import JSON, UL, Message
 from cityverse.ingest.iot.stats import Stats
@@ -44,6 +46,15 @@ MAX_BACKLOG = 20_000
 """Messages received and not yet written above which the agent stops reading from the
 broker until the store catches up: the broker keeps the rest (the session is
 persistent), and a flood costs neither memory nor the writer's time."""
+
+
+class _TopicCallbacks(MQTTMatcher):
+    """paho's table of per-topic callbacks, looked up without a cycle when empty."""
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        if not self._root._children:
+            return iter(())
+        return super().iter_match(topic)
 
 
 def parse_topic(topic: str) -> tuple[str, str, str, str | None, str | None] | None:
@@ -109,6 +120,10 @@ class MqttTransport:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # paho looks every message up among per-topic callbacks, which the agent never
+        # registers, with a recursive closure: six objects in a reference cycle per
+        # message, which only the garbage collector's pauses free.
+        self.client._on_message_filtered = _TopicCallbacks()
 
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
