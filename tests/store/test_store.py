@@ -654,6 +654,89 @@ async def test_postgres_create_retried_after_concurrent_insert(pg_store: Postgre
     assert await pg_store.get("", "urn:race") == rival
 
 
+def _increment(current: Entity | None) -> Entity:
+    assert current is not None
+    count = current["attrs"][NAME][0]["value"]
+    return {**current, "attrs": {**current["attrs"], NAME: prop(count + 1)}}
+
+
+@pytest.mark.postgres
+async def test_postgres_small_concurrent_writes_share_transactions(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5.6.4 concurrent partial updates on PostgreSQL: those that wait for a write under
+    way go together in one transaction, applied in the order they came, and each
+    caller gets its own outcome."""
+    transactions = 0
+    apply = pg_store._apply
+
+    async def counted(tenant: str, changes: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return await apply(tenant, changes)
+
+    monkeypatch.setattr(pg_store, "_apply", counted)
+    await create_all(pg_store, [entity("urn:counter", name=prop(0))])
+    transactions = 0
+    calls = [pg_store.mutate("", [Change("urn:counter", _increment)]) for _ in range(100)]
+    results = await asyncio.gather(*calls)
+    assert [[o.new["attrs"][NAME][0]["value"] for o in r if o.new] for r in results] == [
+        [n] for n in range(1, 101)
+    ]
+    assert transactions < 10
+    counter = await pg_store.get("", "urn:counter")
+    assert counter is not None and counter["attrs"][NAME][0]["value"] == 100
+
+
+@pytest.mark.postgres
+async def test_postgres_a_write_that_fails_fails_alone(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call whose write the database refuses gets the error; the calls it would have
+    been written with are written without it."""
+    import cityverse.store.postgres as module
+
+    mutate = module._mutate
+
+    async def refusing(conn: Any, tenant: str, changes: Any, known: bool) -> Any:
+        if any(change.id == "urn:refused" for change in changes):
+            raise psycopg.errors.DataException("refused")
+        return await mutate(conn, tenant, changes, known)
+
+    monkeypatch.setattr(module, "_mutate", refusing)
+    await create_all(pg_store, [entity("urn:counter", name=prop(0))])
+    calls = [pg_store.mutate("", [Change("urn:counter", _increment)]) for _ in range(20)]
+    calls.insert(10, pg_store.mutate("", [Change("urn:refused", put(entity("urn:refused")))]))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[10], psycopg.errors.DataException)
+    assert all(isinstance(r, list) and r[0].ok for i, r in enumerate(results) if i != 10)
+    counter = await pg_store.get("", "urn:counter")
+    assert counter is not None and counter["attrs"][NAME][0]["value"] == 20
+    assert await pg_store.get("", "urn:refused") is None
+
+
+@pytest.mark.postgres
+async def test_postgres_an_unreachable_database_fails_combined_writes_at_once(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the database cannot be reached, the calls written together all get the error
+    at once rather than one attempt each after the other."""
+    import cityverse.store.postgres as module
+
+    attempts = 0
+
+    async def unreachable(conn: Any, tenant: str, changes: Any, known: bool) -> Any:
+        nonlocal attempts
+        attempts += 1
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(module, "_mutate", unreachable)
+    calls = [pg_store.mutate("", [Change(f"urn:{i}", put(entity(f"urn:{i}")))]) for i in range(10)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, psycopg.OperationalError) for r in results)
+    assert attempts == 1
+
+
 # -- what discovery tells -------------------------------------------------------------
 
 

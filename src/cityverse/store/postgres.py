@@ -2,7 +2,9 @@
 
 Connections come from a ``psycopg_pool.AsyncConnectionPool``. A ``mutate`` call locks
 the rows it reads (``SELECT ... FOR UPDATE``), so concurrent read-modify-write calls on
-the same entity serialise; bulk inserts go through ``COPY``. Each entity also keeps a
+the same entity serialise; bulk inserts go through ``COPY``. Small calls that arrive
+while one of their tenant is being written go together in the next transaction, so that
+concurrent requests (a PATCH each) share statements and commits. Each entity also keeps a
 ``geom`` column, the default instance of its ``location`` GeoProperty, indexed with
 GiST for geo-queries.
 
@@ -15,6 +17,7 @@ missing); PostGIS itself always lives in ``public``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +45,8 @@ SCHEMA_VERSION = 1
 FETCH = 500
 COPY_FROM = 50
 """Inserts or updates from this many rows on go through COPY rather than statements."""
+COMBINE_BELOW = 50
+"""Writes of fewer changes than this are combined with those of other calls (``mutate``)."""
 CONNECT_TIMEOUT = 10.0
 RETRIES = 5
 """Attempts at a ``mutate`` that collides with a concurrent one (same new id, deadlock)."""
@@ -91,6 +96,9 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
         # Tenants known to be recorded: never removed, so a write can skip recording them.
         self._tenants: set[str] = set()
         self._unanalyzed = 0
+        # Per tenant: the calls waiting for the write under way, and the task writing.
+        self._waiting: dict[str, list[tuple[Sequence[Change], asyncio.Future[list[Outcome]]]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -131,7 +139,9 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
         self._pool = pool
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Finish the writes under way and close every connection."""
+        if self._writers:
+            await asyncio.gather(*self._writers.values(), return_exceptions=True)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -326,12 +336,59 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
             return cursor.rowcount > 0
 
     async def mutate(self, tenant: str, changes: Sequence[Change]) -> list[Outcome]:
-        """Apply the changes in one transaction (creating the tenant); one outcome each."""
+        """Apply the changes in one transaction (creating the tenant); one outcome each.
+
+        Small calls that come while one of the same tenant is being written wait for it
+        and then go together, in the order they came, in one transaction: many small
+        concurrent writes (a PATCH each) share its statements and its commit. Larger
+        calls, which share enough already, are written at once, side by side."""
         if not changes:
             return []
         if "\x00" in tenant:
             error = BadRequestData("a tenant name cannot contain U+0000")
             return [Outcome(change.id, error=error) for change in changes]
+        if len(changes) >= COMBINE_BELOW:
+            return await self._apply(tenant, changes)
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(tenant, []).append((changes, future))
+        if tenant not in self._writers:
+            task = asyncio.create_task(self._write_waiting(tenant))
+            self._writers[tenant] = task
+        return await future
+
+    async def _write_waiting(self, tenant: str) -> None:
+        calls = None
+        try:
+            while calls := self._waiting.pop(tenant, None):
+                # A caller that went away before its turn is not written.
+                calls = [(changes, future) for changes, future in calls if not future.done()]
+                if len(calls) > 1:
+                    try:
+                        outcomes = await self._apply(tenant, [c for cs, _ in calls for c in cs])
+                    except Exception as exc:
+                        if not _refused(exc):
+                            for _, future in calls:
+                                _settle(future, exc)
+                            continue
+                        # One call's changes may be what was refused: each alone, below.
+                        logger.debug("combined write refused (%s); writing each call alone", exc)
+                    else:
+                        for changes, future in calls:
+                            _settle(future, outcomes[: len(changes)])
+                            outcomes = outcomes[len(changes) :]
+                        continue
+                for changes, future in calls:
+                    try:
+                        _settle(future, await self._apply(tenant, changes))
+                    except Exception as exc:
+                        _settle(future, exc)
+        finally:
+            del self._writers[tenant]
+            # Cancelled (the store or the loop is closing): nobody waits for ever.
+            for _, future in calls or []:
+                future.cancel()
+
+    async def _apply(self, tenant: str, changes: Sequence[Change]) -> list[Outcome]:
         for attempt in range(RETRIES):
             try:
                 async with self._connection() as conn:
@@ -351,6 +408,21 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
                     raise
                 logger.debug("mutate collided with a concurrent one; retrying")
         raise AssertionError("unreachable")
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the database refused what was written (rather than could not be reached)."""
+    return isinstance(exc, psycopg.DatabaseError) and not isinstance(exc, psycopg.OperationalError)
+
+
+def _settle(future: asyncio.Future[list[Outcome]], result: list[Outcome] | Exception) -> None:
+    """Give a waiting caller its outcomes or the error (unless it went away)."""
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 def _selection(tenant: str, flt: EntityFilter) -> tuple[str, list[Any]]:
