@@ -6,7 +6,8 @@ cases that are cheap and certain are translated (comparisons of a top-level Prop
 value with a number or a string, combined by ``;`` and ``|``); anything else is left to
 Python, and a store without push-down is just slower, never wrong. On SQLite, an
 equality with a string first looks for the string in the document's text, which costs
-no JSON parse.
+no JSON parse (its JSON without the opening quote: ``D3"`` finds ``"D3"`` and
+``"https://.../D3"`` in one search).
 
     cond = sqlite_condition(flt, "CAST(e.doc AS TEXT)")
     if cond: sql += " AND " + cond.sql; params += cond.params
@@ -136,13 +137,18 @@ def sqlite_condition(flt: EntityFilter, doc: str) -> Condition | None:
 
 
 def _needles(node: Comparison) -> list[str]:
-    """For ``==`` with strings: each string, and its expanded IRI where q compares that
-    too (a VocabProperty), as JSON text; empty when the values are not all strings."""
+    """For ``==`` with strings, what the document's text must then contain: each string
+    and its expanded IRI where q compares that too (a VocabProperty), as JSON text without
+    the opening quote; empty when the values are not all strings. A needle that holds
+    another is left out (the shorter one finds it too): ``D3"`` stands for both ``"D3"``
+    and ``"https://.../D3"``. A needle that starts with a quote would stop at every
+    key and string of the document."""
     values = node.value if isinstance(node.value, tuple) else (node.value,)
     if node.op != "==" or not values or not all(isinstance(v, str) for v in values):
         return []
     texts = [*values, *(node.expanded[v] for v in values if v in node.expanded)]
-    return [orjson.dumps(text).decode() for text in dict.fromkeys(texts)]
+    ends = list(dict.fromkeys(orjson.dumps(text).decode()[1:] for text in texts))
+    return [end for end in ends if not any(other in end for other in ends if other != end)]
 
 
 def postgres_condition(flt: EntityFilter, doc: str) -> Condition | None:
