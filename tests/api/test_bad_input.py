@@ -95,6 +95,29 @@ async def test_invalid_ids_and_names(stored: httpx.AsyncClient) -> None:
     assert (await stored.get(E + "?id=urn:x:1")).json() == []
 
 
+async def test_ids_and_names_over_1024_bytes(stored: httpx.AsyncClient) -> None:
+    """An id, type or attribute name too long for the stores' indexes answers 400 on
+    either store (PostgreSQL used to fail with 500), alone in a batch; nothing is stored."""
+    long = "urn:x:" + "7f" * 1000
+    bodies = [
+        {"id": long, "type": "T"},
+        {"id": "urn:x:1", "type": "T" + "9e" * 1000},
+        {"id": "urn:x:1", "type": "T", "n" + "3c" * 1000: {"type": "Property", "value": 1}},
+    ]
+    for body in bodies:
+        r = await stored.post(E, json=body)
+        assert_problem(r, 400, "BadRequestData")
+        assert "longer than 1024 bytes" in r.json()["detail"]
+    r = await stored.post(
+        f"{E[: -len('/entities')]}/entityOperations/create",
+        json=[bodies[0], entity("urn:ngsi-ld:Pipe:2", diameter=2)],
+    )
+    assert r.status_code == 207
+    assert r.json()["success"] == ["urn:ngsi-ld:Pipe:2"]
+    assert (await stored.get(E + "?id=urn:x:1")).json() == []
+    assert_problem(await stored.get(f"{E}/{long}"), 400, "BadRequestData")
+
+
 async def test_invalid_tenant(stored: httpx.AsyncClient) -> None:
     """A tenant name that is not a plain identifier answers 400."""
     r = await stored.get(f"{E}/{PIPE}", headers={"NGSILD-Tenant": "../../etc"})

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from cityverse.core.entity import (
     MAX_DEPTH,
+    MAX_NAME_BYTES,
     NGSI_NULL,
     iso_now,
     normalise_datetime,
@@ -407,6 +408,27 @@ def test_reserved_attribute_names_4_6_3(name: str) -> None:
 def test_valid_attribute_names_4_6_2(name: str) -> None:
     """4.6.2: ordinary terms, compact IRIs and absolute IRIs are valid names."""
     assert valid_name(name)
+
+
+def test_ids_and_names_are_at_most_1024_bytes() -> None:
+    """An id, a type, an attribute name or a datasetId longer than 1,024 bytes of UTF-8
+    is refused with its length named; one of exactly 1,024 bytes is accepted."""
+    at_limit = "urn:x:" + "a" * (MAX_NAME_BYTES - 6)
+    assert valid_uri(at_limit) and not valid_uri(at_limit + "a")
+    # Two bytes a character: 600 characters are 1,200 bytes.
+    assert not valid_name("é" * 600) and valid_name("é" * 512)
+    parse_entity({**entity(), "id": at_limit}, CTX, now=NOW)
+    cases = [
+        {**entity(), "id": at_limit + "a"},
+        {**entity(), "type": "T" * (MAX_NAME_BYTES + 1)},
+        entity(**{"n" * (MAX_NAME_BYTES + 1): 1}),
+        entity(a={"type": "Property", "value": 1, "datasetId": at_limit + "b"}),
+    ]
+    for body in cases:
+        with pytest.raises(BadRequestData) as excinfo:
+            parse_entity(body, CTX, now=NOW)
+        assert f"longer than {MAX_NAME_BYTES} bytes" in detail(excinfo)
+        assert len(detail(excinfo)) < 300
 
 
 def test_names_expanding_to_the_same_iri_are_rejected() -> None:

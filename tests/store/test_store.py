@@ -273,6 +273,17 @@ async def test_bad_change_results_are_errors(store: EntityStore) -> None:
     assert ids(page.entities) == ["urn:4"]
 
 
+async def test_an_id_over_the_limit_is_refused_alone(store: EntityStore) -> None:
+    """An id longer than the stores' indexes hold (one a device's name made, say) is a
+    BadRequestData for its change only, on every store."""
+    long = "urn:x:" + "ab" * 600
+    changes = [Change(long, put(entity(long))), Change("urn:ok", put(entity("urn:ok")))]
+    first, second = await store.mutate("", changes)
+    assert isinstance(first.error, BadRequestData) and "1024 bytes" in first.error.detail
+    assert second.ok
+    assert await store.get("", long) is None
+
+
 async def test_same_id_twice_in_one_call(store: EntityStore) -> None:
     """5.6.8 Batch Entity Upsert: a later change to the same id sees the earlier result."""
     outcomes = await store.mutate(

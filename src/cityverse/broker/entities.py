@@ -15,6 +15,7 @@ from cityverse.broker.gate import check_readable, guarded
 from cityverse.broker.request import Broker, Call
 from cityverse.core.context import Context
 from cityverse.core.entity import (
+    invalid,
     iso_now,
     parse_attribute,
     parse_attributes,
@@ -60,7 +61,7 @@ class UpdateResult:
 def check_entity_id(entity_id: str) -> str:
     """The id if it is a URI, else BadRequestData (4.5.1: entity ids are URIs)."""
     if not valid_uri(entity_id):
-        raise BadRequestData(f"entity id {entity_id!r} is not a valid URI")
+        raise BadRequestData(invalid("entity id", entity_id, "a valid URI"))
     return entity_id
 
 

@@ -36,8 +36,10 @@ from cityverse.core.model import ATTRIBUTE_TYPES, LOCATION, VALUE_MEMBER, Entity
 __all__ = [
     "FORMATS",
     "MAX_DEPTH",
+    "MAX_NAME_BYTES",
     "NGSI_NULL",
     "NameMapper",
+    "invalid",
     "iso_now",
     "normalise_datetime",
     "parse_attribute",
@@ -45,11 +47,17 @@ __all__ = [
     "parse_entity",
     "render_entity",
     "render_geojson",
+    "shown",
+    "too_long",
     "valid_name",
     "valid_uri",
 ]
 
 NGSI_NULL = "urn:ngsi-ld:null"
+MAX_NAME_BYTES = 1024
+"""Longest entity id, type name, attribute name or datasetId, in UTF-8 bytes. No real
+name comes near it, and PostgreSQL indexes an attribute's name with its datasetId, an
+entity's id with its tenant, in entries of at most about 2,700 bytes."""
 MAX_DEPTH = 16
 """Deepest accepted nesting of sub-attributes (an attribute is level 1)."""
 
@@ -133,15 +141,36 @@ class NameMapper(Protocol):
 
 
 def valid_uri(text: Any) -> bool:
-    """Whether ``text`` is an absolute URI (RFC 3986/3987: scheme ":" rest)."""
-    return isinstance(text, str) and _URI.fullmatch(text) is not None
+    """Whether ``text`` is an absolute URI (RFC 3986/3987: scheme ":" rest) of at most
+    ``MAX_NAME_BYTES``."""
+    return isinstance(text, str) and not too_long(text) and _URI.fullmatch(text) is not None
 
 
 def valid_name(name: Any) -> bool:
-    """Whether ``name`` is a valid type or attribute name (4.6.2): a term or an IRI."""
-    if not isinstance(name, str) or not name:
+    """Whether ``name`` is a valid type or attribute name (4.6.2): a term or an IRI, of
+    at most ``MAX_NAME_BYTES``."""
+    if not isinstance(name, str) or not name or too_long(name):
         return False
     return _TERM.fullmatch(name) is not None or valid_uri(name)
+
+
+def too_long(text: str) -> bool:
+    """Whether an id or a name is longer than ``MAX_NAME_BYTES`` in UTF-8."""
+    if len(text) <= MAX_NAME_BYTES // 4:  # at most four bytes a character
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
+
+
+def invalid(what: str, text: Any, expected: str) -> str:
+    """Why ``text`` is not a valid ``what``: too long, or not ``expected``."""
+    if isinstance(text, str) and too_long(text):
+        return f"{what} {shown(text)} is longer than {MAX_NAME_BYTES} bytes"
+    return f"{what} {text!r} is not {expected}"
+
+
+def shown(name: str) -> str:
+    """``name`` quoted for a message, its first 60 characters when it is too long."""
+    return repr(name) if not too_long(name) else f"{name[:60]!r}..."
 
 
 def iso_now() -> str:
@@ -192,6 +221,8 @@ def _bad(where: str, message: str) -> BadRequestData:
 
 
 def _check_name(name: Any, where: str) -> None:
+    if isinstance(name, str) and too_long(name):
+        raise _bad(where, invalid("the name", name, ""))
     if not valid_name(name):
         raise _bad(
             where,
@@ -213,7 +244,7 @@ def parse_entity(body: Any, ctx: NameMapper, *, now: str) -> Entity:
     if entity_id is None:
         raise BadRequestData("the entity has no 'id'")
     if not valid_uri(entity_id):
-        raise BadRequestData(f"entity id {entity_id!r} is not a valid absolute URI")
+        raise BadRequestData(invalid("entity id", entity_id, "a valid absolute URI"))
     entity: Entity = {
         "id": entity_id,
         "type": _parse_types(body.get("type", body.get("@type")), ctx),
@@ -235,7 +266,7 @@ def _parse_types(raw: Any, ctx: NameMapper) -> list[str]:
     types: list[str] = []
     for name in names:
         if not valid_name(name):
-            raise BadRequestData(f"entity type {name!r} is not a valid name or IRI")
+            raise BadRequestData(invalid("entity type", name, "a valid name or IRI"))
         iri = ctx.expand(name)
         if iri not in types:
             types.append(iri)
@@ -295,7 +326,7 @@ def parse_attribute(
         value = body.get("value")
         if type(value) in _PLAIN_SCALARS and value != NGSI_NULL and valid_name(name):
             return [{"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}]
-    where = f"attribute {name!r}"
+    where = f"attribute {shown(name)}"
     _check_name(name, where)
     if isinstance(body, list) and _is_instance_list(body):
         instances: list[Instance] = []
@@ -448,7 +479,7 @@ def _parse_instance(
             continue
         if key == "datasetId":
             if not valid_uri(value):
-                raise _bad(where, f"datasetId {value!r} is not a valid absolute URI")
+                raise _bad(where, invalid("datasetId", value, "a valid absolute URI"))
             instance["datasetId"] = value
         elif key == "observedAt":
             try:
