@@ -411,8 +411,14 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
 
 
 def _refused(exc: Exception) -> bool:
-    """Whether the database refused what was written (rather than could not be reached)."""
-    return isinstance(exc, psycopg.DatabaseError) and not isinstance(exc, psycopg.OperationalError)
+    """Whether the database refused what was written, rather than could not be reached
+    (no connection, or the server going away: SQLSTATE classes 08 and 57)."""
+    if not isinstance(exc, psycopg.DatabaseError):
+        return False
+    unreachable = isinstance(exc, psycopg.OperationalError) and (
+        exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
+    )
+    return not unreachable
 
 
 def _settle(future: asyncio.Future[list[Outcome]], result: list[Outcome] | Exception) -> None:
