@@ -572,6 +572,10 @@ def test_postgres_url_schema_parameter() -> None:
     with pytest.raises(ValueError, match="identifier"):
         PostgresStore.from_url("postgresql://u@h/db?schema=bad;name")
     assert isinstance(open_store("postgres://u@h/db"), PostgresStore)
+    # A server reached through its Unix socket: the URL has no host.
+    socket = PostgresStore.from_url("postgresql:///db?host=/var/run/postgresql&schema=s")
+    assert socket.conninfo == "postgresql:///db?host=%2Fvar%2Frun%2Fpostgresql"
+    assert socket.schema == "s"
 
 
 @pytest.fixture

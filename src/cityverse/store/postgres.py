@@ -21,7 +21,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 import psycopg
@@ -111,7 +111,9 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
         query = parse_qsl(parts.query, keep_blank_values=True)
         schema = next((value for key, value in query if key == "schema"), None)
         rest = urlencode([(key, value) for key, value in query if key != "schema"])
-        return cls(urlunsplit(parts._replace(query=rest)), schema=schema)
+        # Not urlunsplit: it would drop the empty host of postgresql:///db?host=/socket/dir.
+        base = url.split("?", 1)[0].split("#", 1)[0]
+        return cls(f"{base}?{rest}" if rest else base, schema=schema)
 
     # -- lifecycle ---------------------------------------------------------------------
 
