@@ -9,17 +9,21 @@ match the document (``response_schema_conformance``). The figures go to
 
     python bench/fuzz_api.py                       # 150 cases per operation
     python bench/fuzz_api.py --max-examples 20 --phases examples,coverage
+    python bench/fuzz_api.py --store 'postgresql:///postgres?host=/var/run/postgresql&user=postgres&schema=fuzz'
 
 Generated requests carry arbitrary URLs (in Link headers, @contexts, subscription
 endpoints, device endpoints) that the server would try to reach. So the run, server and
 client alike, happens in a network namespace of its own (``unshare --net``) where only
 the loopback interface exists: nothing leaves the machine. The exit status is 1 when any
-5xx was found.
+5xx was found. ``--store`` runs the server on another store instead (PostgreSQL through
+its Unix socket, which the namespace does not cut off; a schema of its own, emptied
+first, keeps the run apart from other data).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import json
@@ -90,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=BENCH_DIR / "results" / "fuzz_api.json", help="JSON results"
     )
     p.add_argument("--keep-log", action="store_true", help="print the server log at the end")
+    p.add_argument("--store", help="store URL (default: a fresh SQLite file)")
     p.add_argument("--events", type=Path, help="keep schemathesis' NDJSON events in this file")
     return p.parse_args(argv)
 
@@ -130,11 +135,11 @@ def _check_isolated() -> None:
 
 
 @contextlib.contextmanager
-def server(tmp: Path, keep_log: bool) -> Iterator[str]:
-    """``cityverse serve`` on a free loopback port over SQLite in ``tmp``."""
+def server(tmp: Path, keep_log: bool, store: str | None) -> Iterator[str]:
+    """``cityverse serve`` on a free loopback port over ``store`` (SQLite in ``tmp``)."""
     port = hl.free_port()
     cmd = [*hl.cityverse_command(), "serve", "--host", HOST, "--port", str(port)]
-    cmd += ["--store", f"sqlite:///{tmp / 'store.db'}"]
+    cmd += ["--store", store or f"sqlite:///{tmp / 'store.db'}"]
     env = dict(
         os.environ,
         CITYVERSE_LOG_LEVEL="warning",
@@ -188,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cityverse-fuzz-") as name:
         tmp = Path(name)
         report = tmp / "events.ndjson"
-        with server(tmp, args.keep_log) as base_url:
+        if args.store:
+            _empty(args.store)
+        with server(tmp, args.keep_log, args.store) as base_url:
             cmd = [
                 str(st),
                 "run",
@@ -239,6 +246,24 @@ def run(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {args.out}")
     return 1 if results["server_errors"] else 0
+
+
+def _empty(url: str) -> None:
+    """Create the schema of the store ``url`` names if missing, and empty it."""
+    from cityverse.store.base import open_store
+
+    async def clear() -> None:
+        store = open_store(url)
+        await store.open()
+        try:
+            empty = getattr(store, "clear", None)
+            if empty is None:
+                raise FuzzError(f"--store {url!r}: this store cannot be emptied; give a fresh one")
+            await empty()
+        finally:
+            await store.close()
+
+    asyncio.run(clear())
 
 
 def _server_errors(path: Path) -> list[str]:
@@ -293,7 +318,7 @@ def summarise(report: Path, elapsed: float, args: argparse.Namespace) -> dict[st
             "checks": args.checks,
             "workers": args.workers,
             "seed": args.seed,
-            "store": "sqlite",
+            "store": args.store.split(":", 1)[0] if args.store else "sqlite",
             "excluded": EXCLUDED,
         },
         "elapsed_s": round(elapsed, 1),
