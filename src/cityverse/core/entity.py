@@ -222,7 +222,7 @@ def _bad(where: str, message: str) -> BadRequestData:
 
 def _check_name(name: Any, where: str) -> None:
     if isinstance(name, str) and too_long(name):
-        raise _bad(where, invalid("the name", name, ""))
+        raise _bad(where, f"longer than {MAX_NAME_BYTES} bytes")
     if not valid_name(name):
         raise _bad(
             where,
