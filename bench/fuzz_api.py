@@ -23,7 +23,6 @@ first, keeps the run apart from other data).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import json
@@ -194,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
         tmp = Path(name)
         report = tmp / "events.ndjson"
         if args.store:
-            _empty(args.store)
+            from cityverse.demo.load import reset_store
+
+            reset_store(args.store)
         with server(tmp, args.keep_log, args.store) as base_url:
             cmd = [
                 str(st),
@@ -246,24 +247,6 @@ def run(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written: {args.out}")
     return 1 if results["server_errors"] else 0
-
-
-def _empty(url: str) -> None:
-    """Create the schema of the store ``url`` names if missing, and empty it."""
-    from cityverse.store.base import open_store
-
-    async def clear() -> None:
-        store = open_store(url)
-        await store.open()
-        try:
-            empty = getattr(store, "clear", None)
-            if empty is None:
-                raise FuzzError(f"--store {url!r}: this store cannot be emptied; give a fresh one")
-            await empty()
-        finally:
-            await store.close()
-
-    asyncio.run(clear())
 
 
 def _server_errors(path: Path) -> list[str]:
