@@ -115,7 +115,12 @@ async def test_ids_and_names_over_1024_bytes(stored: httpx.AsyncClient) -> None:
     assert r.status_code == 207
     assert r.json()["success"] == ["urn:ngsi-ld:Pipe:2"]
     assert (await stored.get(E + "?id=urn:x:1")).json() == []
-    assert_problem(await stored.get(f"{E}/{long}"), 400, "BadRequestData")
+    assert_problem(await stored.get(f"{E}/{long}"), 404, "ResourceNotFound")
+    r = await stored.patch(f"{E}/{long}/attrs", json={"n": {"type": "Property", "value": 1}})
+    assert_problem(r, 404, "ResourceNotFound")
+    # Replacing makes a document with that id: the limit answers first.
+    r = await stored.put(f"{E}/{long}", json={"type": "T"})
+    assert "longer than 1024 bytes" in assert_problem(r, 400, "BadRequestData")["detail"]
 
 
 async def test_invalid_tenant(stored: httpx.AsyncClient) -> None:

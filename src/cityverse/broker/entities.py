@@ -15,7 +15,6 @@ from cityverse.broker.gate import check_readable, guarded
 from cityverse.broker.request import Broker, Call
 from cityverse.core.context import Context
 from cityverse.core.entity import (
-    invalid,
     iso_now,
     parse_attribute,
     parse_attributes,
@@ -59,9 +58,10 @@ class UpdateResult:
 
 
 def check_entity_id(entity_id: str) -> str:
-    """The id if it is a URI, else BadRequestData (4.5.1: entity ids are URIs)."""
-    if not valid_uri(entity_id):
-        raise BadRequestData(invalid("entity id", entity_id, "a valid URI"))
+    """The id if it is a URI, else BadRequestData (4.5.1: entity ids are URIs). Its
+    length is not checked here: a write checks it (``store/changes.py``)."""
+    if not valid_uri(entity_id, any_length=True):
+        raise BadRequestData(f"entity id {entity_id!r} is not a valid URI")
     return entity_id
 
 

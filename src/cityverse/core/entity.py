@@ -140,10 +140,13 @@ class NameMapper(Protocol):
 # ---------------------------------------------------------------------------- syntax
 
 
-def valid_uri(text: Any) -> bool:
+def valid_uri(text: Any, *, any_length: bool = False) -> bool:
     """Whether ``text`` is an absolute URI (RFC 3986/3987: scheme ":" rest) of at most
-    ``MAX_NAME_BYTES``."""
-    return isinstance(text, str) and not too_long(text) and _URI.fullmatch(text) is not None
+    ``MAX_NAME_BYTES`` (of any length with ``any_length``: an id that looks an entity
+    up, which may have been stored before there was a limit)."""
+    if not isinstance(text, str) or (not any_length and too_long(text)):
+        return False
+    return _URI.fullmatch(text) is not None
 
 
 def valid_name(name: Any) -> bool:
