@@ -97,6 +97,13 @@ def set_attr(name: str, value: Any) -> Mutation:
     return apply
 
 
+def increment(current: Entity | None) -> Entity:
+    """A change that adds one to the entity's name, a counter."""
+    assert current is not None
+    count = current["attrs"][NAME][0]["value"]
+    return {**current, "attrs": {**current["attrs"], NAME: prop(count + 1)}}
+
+
 def delete(current: Entity | None) -> None:
     """A change that deletes the entity."""
     return None
@@ -341,12 +348,6 @@ async def test_large_batch_round_trip(store: EntityStore) -> None:
 
 async def test_concurrent_single_changes_all_land(store: EntityStore) -> None:
     """5.6.4 concurrent partial updates: none is lost, read-modify-write stays atomic."""
-
-    def increment(current: Entity | None) -> Entity:
-        assert current is not None
-        count = current["attrs"][NAME][0]["value"]
-        return {**current, "attrs": {**current["attrs"], NAME: prop(count + 1)}}
-
     await create_all(store, [entity("urn:counter", name=prop(0))])
     creates = [
         store.mutate("", [Change(f"urn:{i}", create(entity(f"urn:{i}")))]) for i in range(200)
@@ -669,12 +670,6 @@ async def test_postgres_create_retried_after_concurrent_insert(pg_store: Postgre
     assert await pg_store.get("", "urn:race") == rival
 
 
-def _increment(current: Entity | None) -> Entity:
-    assert current is not None
-    count = current["attrs"][NAME][0]["value"]
-    return {**current, "attrs": {**current["attrs"], NAME: prop(count + 1)}}
-
-
 @pytest.mark.postgres
 async def test_postgres_small_concurrent_writes_share_transactions(
     pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
@@ -693,7 +688,7 @@ async def test_postgres_small_concurrent_writes_share_transactions(
     monkeypatch.setattr(pg_store, "_apply", counted)
     await create_all(pg_store, [entity("urn:counter", name=prop(0))])
     transactions = 0
-    calls = [pg_store.mutate("", [Change("urn:counter", _increment)]) for _ in range(100)]
+    calls = [pg_store.mutate("", [Change("urn:counter", increment)]) for _ in range(100)]
     results = await asyncio.gather(*calls)
     assert [[o.new["attrs"][NAME][0]["value"] for o in r if o.new] for r in results] == [
         [n] for n in range(1, 101)
@@ -720,7 +715,7 @@ async def test_postgres_a_write_that_fails_fails_alone(
 
     monkeypatch.setattr(module, "_mutate", refusing)
     await create_all(pg_store, [entity("urn:counter", name=prop(0))])
-    calls = [pg_store.mutate("", [Change("urn:counter", _increment)]) for _ in range(20)]
+    calls = [pg_store.mutate("", [Change("urn:counter", increment)]) for _ in range(20)]
     calls.insert(10, pg_store.mutate("", [Change("urn:refused", put(entity("urn:refused")))]))
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(results[10], psycopg.errors.DataException)

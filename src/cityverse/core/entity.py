@@ -47,7 +47,6 @@ __all__ = [
     "parse_entity",
     "render_entity",
     "render_geojson",
-    "shown",
     "too_long",
     "valid_name",
     "valid_uri",
@@ -167,11 +166,11 @@ def too_long(text: str) -> bool:
 def invalid(what: str, text: Any, expected: str) -> str:
     """Why ``text`` is not a valid ``what``: too long, or not ``expected``."""
     if isinstance(text, str) and too_long(text):
-        return f"{what} {shown(text)} is longer than {MAX_NAME_BYTES} bytes"
+        return f"{what} {_shown(text)} is longer than {MAX_NAME_BYTES} bytes"
     return f"{what} {text!r} is not {expected}"
 
 
-def shown(name: str) -> str:
+def _shown(name: str) -> str:
     """``name`` quoted for a message, its first 60 characters when it is too long."""
     return repr(name) if not too_long(name) else f"{name[:60]!r}..."
 
@@ -329,7 +328,7 @@ def parse_attribute(
         value = body.get("value")
         if type(value) in _PLAIN_SCALARS and value != NGSI_NULL and valid_name(name):
             return [{"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}]
-    where = f"attribute {shown(name)}"
+    where = f"attribute {_shown(name)}"
     _check_name(name, where)
     if isinstance(body, list) and _is_instance_list(body):
         instances: list[Instance] = []
