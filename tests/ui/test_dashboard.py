@@ -213,6 +213,38 @@ def test_the_scale_bar_follows_the_map_when_it_stops(dashboard: Page) -> None:
     assert scale.inner_text() == moved["after"]
 
 
+def test_without_a_gpu_the_map_moves_at_a_third_of_the_resolution(dashboard: Page) -> None:
+    # The test browser renders WebGL in software (SwiftShader): the page knows it.
+    page = dashboard.page
+    assert page.evaluate("() => document.body.dataset.rendering") == "software"
+    ratios = page.evaluate(
+        """() => new Promise((resolve) => {
+            const map = window.cityverse.map;
+            const sharp = window.devicePixelRatio;
+            const still = () => new Promise((r) => {
+                const wait = () => map.getPixelRatio() === sharp
+                    ? r() : setTimeout(wait, 50);
+                wait();
+            });
+            still().then(() => {
+                const seen = new Set();
+                const watch = () => seen.add(map.getPixelRatio() / sharp);
+                map.on('render', watch);
+                map.once('moveend', () => {
+                    map.off('render', watch);
+                    still().then(() => resolve({
+                        during: [...seen], after: map.getPixelRatio() / sharp }));
+                });
+                map.easeTo({ zoom: map.getZoom() + 1, duration: 400 });
+            });
+        })"""
+    )
+    # Sharp before and after; while it moves, every frame at a third (the last frame, at
+    # the moveend, too: the map sharpens once it has been still a moment).
+    assert ratios["during"] == [pytest.approx(1 / 3)]
+    assert ratios["after"] == 1
+
+
 def test_a_layer_switches_off_and_on(dashboard: Page) -> None:
     page = dashboard.page
     visibility = "() => window.cityverse.map.getLayoutProperty('water-pt-point', 'visibility')"
