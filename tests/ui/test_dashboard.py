@@ -218,26 +218,30 @@ def test_without_a_gpu_the_map_moves_at_a_third_of_the_resolution(dashboard: Pag
     page = dashboard.page
     assert page.evaluate("() => document.body.dataset.rendering") == "software"
     ratios = page.evaluate(
-        """() => new Promise((resolve) => {
+        """async () => {
             const map = window.cityverse.map;
             const sharp = window.devicePixelRatio;
-            const still = () => new Promise((r) => {
-                const wait = () => map.getPixelRatio() === sharp
-                    ? r() : setTimeout(wait, 50);
+            // Sharp again within 10 s, or the test fails (rather than waiting forever).
+            const still = () => new Promise((resolve, fail) => {
+                const until = performance.now() + 10000;
+                const wait = () => {
+                    if (map.getPixelRatio() === sharp) resolve();
+                    else if (performance.now() > until) fail(new Error('never sharp again'));
+                    else setTimeout(wait, 50);
+                };
                 wait();
             });
-            still().then(() => {
-                const seen = new Set();
-                const watch = () => seen.add(map.getPixelRatio() / sharp);
-                map.on('render', watch);
-                map.once('moveend', () => {
-                    map.off('render', watch);
-                    still().then(() => resolve({
-                        during: [...seen], after: map.getPixelRatio() / sharp }));
-                });
-                map.easeTo({ zoom: map.getZoom() + 1, duration: 400 });
-            });
-        })"""
+            await still();
+            const seen = new Set();
+            const watch = () => seen.add(map.getPixelRatio() / sharp);
+            map.on('render', watch);
+            const ended = new Promise((resolve) => map.once('moveend', resolve));
+            map.easeTo({ zoom: map.getZoom() + 1, duration: 400 });
+            await ended;
+            map.off('render', watch);
+            await still();
+            return { during: [...seen], after: map.getPixelRatio() / sharp };
+        }"""
     )
     # Sharp before and after; while it moves, every frame at a third (the last frame, at
     # the moveend, too: the map sharpens once it has been still a moment).
