@@ -30,7 +30,7 @@ const visible = new Map(LAYERS.map((layer) => [layer.id, layer.on]));
 const clickable = LAYERS.flatMap(partIds);
 const typeIris = new Map(); // short type name -> [IRIs]
 let view3d = false;
-let lightened = false; // drawn at half the resolution for now (see lightenWhileMoving)
+let lightened = false; // drawn at a lower resolution for now (see lightenWhileMoving)
 let sharpenWhenDrawn = () => {}; // sharp as soon as what the map was given is drawn
 // The answers for the layers switched on are in: what the panels ask for waits until then
 // (the browser sends only so many requests at a time, and the map's come first).
@@ -148,7 +148,7 @@ function stillScale() {
 /** The resolution while the map moves without a GPU: the device's divided by this. In a
  * pan or zoom over 10,000 points on two cores, the 95th percentile of the frames took
  * 23-39 ms at half the resolution (a quarter of the pixels), 21-26 ms at a third. */
-const MOVING_SHARE = 3;
+const MOVING_DIVISOR = 3;
 
 /**
  * Without a GPU every pixel of every frame is drawn by the CPU: while the map moves, and
@@ -173,7 +173,7 @@ function lightenWhileMoving() {
     }
   };
   // Sharp at the first 'idle' (the map has drawn every tile of the view), or sooner: as
-  // soon as the last tile is in, before the frame that would draw it at half the
+  // soon as the last tile is in, before the frame that would draw it at the lower
   // resolution and then again, sharp. In a tile's 'data' event the map still says it is
   // not loaded (it has not drawn the tile yet): its style says whether every source and
   // tile is in.
@@ -207,7 +207,7 @@ function lightenWhileMoving() {
     clearTimeout(timer);
     if (!lightened) {
       lightened = true;
-      use(sharp / MOVING_SHARE);
+      use(sharp / MOVING_DIVISOR);
     }
   });
   map.on('moveend', () => {
