@@ -42,6 +42,7 @@ __all__ = [
     "invalid",
     "iso_now",
     "normalise_datetime",
+    "overlong",
     "parse_attribute",
     "parse_attributes",
     "parse_entity",
@@ -166,8 +167,13 @@ def too_long(text: str) -> bool:
 def invalid(what: str, text: Any, expected: str) -> str:
     """Why ``text`` is not a valid ``what``: too long, or not ``expected``."""
     if isinstance(text, str) and too_long(text):
-        return f"{what} {_shown(text)} is longer than {MAX_NAME_BYTES} bytes"
+        return overlong(what, text)
     return f"{what} {text!r} is not {expected}"
+
+
+def overlong(what: str, text: str) -> str:
+    """That ``text``, a ``what``, is longer than ``MAX_NAME_BYTES``."""
+    return f"{what} {_shown(text)} is longer than {MAX_NAME_BYTES} bytes"
 
 
 def _shown(name: str) -> str:

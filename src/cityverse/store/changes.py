@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import orjson
 
-from cityverse.core.entity import invalid, too_long
+from cityverse.core.entity import overlong, too_long
 from cityverse.core.errors import BadRequestData, NgsiError
 from cityverse.core.model import Entity
 from cityverse.store.base import Change, EntityFilter, Outcome, Page
@@ -228,5 +228,5 @@ def _row(entity_id: str, entity: Entity) -> Row:
         raise ValueError(f"entity {entity_id!r} must have a non-empty list of type names")
     if too_long(entity_id):
         # An id made elsewhere than from a request (a device's, say) meets the same limit.
-        raise BadRequestData(invalid("entity id", entity_id, ""))
+        raise BadRequestData(overlong("entity id", entity_id))
     return Row(entity_id, entity, orjson.dumps(entity))

@@ -386,8 +386,9 @@ class PostgresStore(PostgresTemporal, PostgresOutbox):
                         _settle(future, exc)
         finally:
             del self._writers[tenant]
-            # Cancelled (the store or the loop is closing): nobody waits for ever.
-            for _, future in calls or []:
+            # Cancelled (the store or the loop is closing): nobody waits for ever, neither
+            # the calls being written nor those that came meanwhile.
+            for _, future in [*(calls or []), *self._waiting.pop(tenant, [])]:
                 future.cancel()
 
     async def _apply(self, tenant: str, changes: Sequence[Change]) -> list[Outcome]:
